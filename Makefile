@@ -1,0 +1,39 @@
+# Tollgate developer entry points. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+TEST_SETTINGS := controlplane.settings_test
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint checks pytest bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# Embedded SQLite + file broker: no PostgreSQL, Redis or Docker needed.
+demo: install
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL TOLLGATE_ENV=demo $(PY) manage.py run_demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+checks: install
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py check --fail-level WARNING
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py makemigrations --check --dry-run
+
+pytest: install
+	$(PY) -m pytest --create-db $(PYTEST_ARGS)
+
+test: lint checks pytest
+
+bench: install
+	$(PY) bench/gate.py
+
+clean:
+	rm -rf $(VENV) var staticfiles

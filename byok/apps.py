@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ByokConfig(AppConfig):
+    name = "byok"
+    verbose_name = "BYOK"

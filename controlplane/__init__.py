@@ -1,0 +1,5 @@
+"""Tollgate control plane Django project."""
+
+from controlplane.celery import app as celery_app
+
+__all__ = ("celery_app",)

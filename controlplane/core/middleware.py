@@ -1,0 +1,75 @@
+"""Request id propagation, access logs, and the request body size limit."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from django.conf import settings
+
+from controlplane.core.errors import CoreErrorCode
+from controlplane.core.problems import problem_response
+
+log = structlog.get_logger("tollgate.access")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Accept a sane incoming X-Request-ID or mint one; bind it to every log line; echo it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        auth = getattr(request, "auth", None)
+        tenant_id = getattr(auth, "tenant_id", None)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            tenant=tenant_id,
+            api_key_prefix=getattr(auth, "prefix", None),
+        )
+        structlog.contextvars.clear_contextvars()
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over MAX_REQUEST_BODY_BYTES before anything reads them (413 problem+json)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raw_length = request.META.get("CONTENT_LENGTH") or "0"
+        try:
+            length = int(raw_length)
+        except ValueError:
+            return problem_response(
+                request,
+                status=400,
+                code=CoreErrorCode.MALFORMED_REQUEST,
+                detail="The Content-Length header is not a number.",
+            )
+        if length > settings.MAX_REQUEST_BODY_BYTES:
+            return problem_response(
+                request,
+                status=413,
+                code=CoreErrorCode.PAYLOAD_TOO_LARGE,
+                detail=f"The request body ({length} bytes) is larger than the limit "
+                f"({settings.MAX_REQUEST_BODY_BYTES} bytes).",
+                remediation="Send a smaller body; operators can raise MAX_REQUEST_BODY_BYTES.",
+            )
+        return self.get_response(request)

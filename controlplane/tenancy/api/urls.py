@@ -1,0 +1,11 @@
+from django.urls import path
+
+from controlplane.tenancy.api import views
+
+urlpatterns = [
+    path("tenant", views.TenantView.as_view(), name="tenant"),
+    path("projects", views.ProjectListView.as_view(), name="project-list"),
+    path("projects/<str:id>", views.ProjectDetailView.as_view(), name="project-detail"),
+    path("api-keys", views.ApiKeyListView.as_view(), name="api-key-list"),
+    path("api-keys/<str:id>", views.ApiKeyDetailView.as_view(), name="api-key-detail"),
+]

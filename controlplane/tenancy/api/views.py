@@ -1,0 +1,128 @@
+"""Tenant, project and API key endpoints: thin adapters over selectors and services."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from controlplane.core.errors import TollgateError
+from controlplane.tenancy import scopes, services
+from controlplane.tenancy.api.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    ProjectCreateSerializer,
+    ProjectSerializer,
+    TenantSerializer,
+)
+from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.tenancy.errors import TenancyErrorCode
+from controlplane.tenancy.models import ApiKey, Project
+
+
+class TenantView(TenantScopedAPIView):
+    required_scopes = {"GET": scopes.TENANT_READ}
+    serializer_class = TenantSerializer
+    pagination_class = None
+
+    @extend_schema(operation_id="tenant_retrieve", summary="The caller's tenant")
+    def get(self, request):
+        return Response(TenantSerializer(self.tenant).data)
+
+
+class ProjectListView(TenantScopedAPIView):
+    model = Project
+    required_scopes = {"GET": scopes.PROJECTS_READ, "POST": scopes.PROJECTS_WRITE}
+    serializer_class = ProjectSerializer
+
+    @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="projects_create",
+        request=ProjectCreateSerializer,
+        responses={201: ProjectSerializer},
+    )
+    def post(self, request):
+        body = ProjectCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        project = services.project_create(tenant=self.tenant, **body.validated_data)
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(TenantScopedAPIView):
+    model = Project
+    required_scopes = {"GET": scopes.PROJECTS_READ}
+    serializer_class = ProjectSerializer
+
+    @extend_schema(operation_id="projects_retrieve")
+    def get(self, request, id):
+        return Response(ProjectSerializer(self.get_object()).data)
+
+
+class ApiKeyListView(TenantScopedAPIView):
+    model = ApiKey
+    required_scopes = {"GET": scopes.API_KEYS_READ, "POST": scopes.API_KEYS_WRITE}
+    serializer_class = ApiKeySerializer
+
+    def base_queryset(self):
+        return ApiKey.objects.select_related("project")
+
+    @extend_schema(operation_id="api_keys_list", responses=ApiKeySerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="api_keys_create",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+        description="Issue a key. The response carries `key` once; only its prefix is kept.",
+    )
+    def post(self, request):
+        body = ApiKeyCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        project = None
+        if data.get("project"):
+            project = Project.objects.for_tenant(self.tenant).filter(slug=data["project"]).first()
+            if project is None:
+                raise TollgateError(
+                    TenancyErrorCode.PROJECT_NOT_FOUND,
+                    f"No project {data['project']!r} in this tenant.",
+                    remediation="Create it first with POST /api/v1/projects.",
+                    errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
+                )
+        api_key, plaintext = services.api_key_issue(
+            tenant=self.tenant,
+            name=data["name"],
+            scopes=data["scopes"],
+            project=project,
+            environment=data.get("environment") or "",
+            expires_at=data.get("expires_at"),
+            issuer_scopes=request.auth.scopes,
+        )
+        payload = ApiKeyCreatedSerializer(api_key).data
+        payload["key"] = plaintext
+        return Response(
+            payload, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"}
+        )
+
+
+class ApiKeyDetailView(TenantScopedAPIView):
+    model = ApiKey
+    required_scopes = {"GET": scopes.API_KEYS_READ, "DELETE": scopes.API_KEYS_WRITE}
+    serializer_class = ApiKeySerializer
+
+    @extend_schema(operation_id="api_keys_retrieve")
+    def get(self, request, id):
+        return Response(ApiKeySerializer(self.get_object()).data)
+
+    @extend_schema(operation_id="api_keys_revoke", responses={204: None})
+    def delete(self, request, id):
+        api_key = self.get_object()
+        services.api_key_revoke(api_key=api_key)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,109 @@
+"""DRF authentication with tenant API keys: indexed prefix lookup + constant-time digest check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+
+from controlplane.core.errors import TollgateError
+from controlplane.tenancy import keys
+from controlplane.tenancy.errors import TenancyErrorCode
+from controlplane.tenancy.models import ApiKey, Tenant
+from controlplane.tenancy.services import api_key_touch
+
+_REMEDIATION = (
+    "Send `Authorization: Bearer tg_<prefix>_<secret>` with an active key of your tenant."
+)
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """``request.user`` for keys not bound to a person."""
+
+    api_key_id: str
+    tenant_id: str
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+    is_staff: bool = False
+    is_superuser: bool = False
+    pk: None = None
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key_id}"
+
+
+def _invalid(code: str = TenancyErrorCode.API_KEY_INVALID, message: str = "Invalid API key."):
+    return TollgateError(
+        code,
+        message,
+        remediation=_REMEDIATION,
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer realm="tollgate"'},
+    )
+
+
+def authenticate_api_key(raw: str) -> ApiKey:
+    """Resolve a presented key to an active ApiKey, or raise 401/403 TollgateError."""
+    material = keys.parse(raw)
+    if material is None:
+        keys.digests_match(keys.DUMMY_DIGEST, keys.digest(raw))
+        raise _invalid(message="Malformed API key: expected tg_<prefix>_<secret>.")
+    candidate = keys.digest(material.secret)
+    api_key = (
+        ApiKey.objects.select_related("tenant", "project", "user")
+        .filter(prefix=material.prefix)
+        .first()
+    )
+    if api_key is None:
+        keys.digests_match(keys.DUMMY_DIGEST, candidate)
+        raise _invalid()
+    if not keys.digests_match(api_key.digest, candidate):
+        raise _invalid()
+    # Only a holder of the real secret learns why a key stopped working.
+    now = timezone.now()  # process clock: a read-only check, not a write of money or time
+    if api_key.revoked_at is not None:
+        raise _invalid(TenancyErrorCode.API_KEY_REVOKED, "This API key has been revoked.")
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise _invalid(TenancyErrorCode.API_KEY_EXPIRED, "This API key has expired.")
+    tenant = api_key.tenant
+    if tenant.lifecycle == Tenant.Lifecycle.SUSPENDED:
+        raise TollgateError(
+            TenancyErrorCode.TENANT_SUSPENDED,
+            "This tenant is suspended.",
+            remediation="Contact your Tollgate operator to reactivate the tenant.",
+            status=403,
+        )
+    if tenant.lifecycle == Tenant.Lifecycle.TERMINATED:
+        raise TollgateError(
+            TenancyErrorCode.TENANT_TERMINATED,
+            "This tenant has been terminated.",
+            remediation="Its keys no longer work; contact your Tollgate operator.",
+            status=403,
+        )
+    api_key_touch(
+        api_key=api_key, now=now, resolution_seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS
+    )
+    return api_key
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: Bearer tg_...``; ``request.auth`` is the ApiKey, ``request.user`` its user."""
+
+    keyword = "bearer"
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != self.keyword or not value.strip():
+            raise _invalid(message="Use the Bearer scheme: `Authorization: Bearer tg_...`.")
+        api_key = authenticate_api_key(value.strip())
+        user = api_key.user or ApiKeyPrincipal(api_key_id=api_key.id, tenant_id=api_key.tenant_id)
+        return user, api_key
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="tollgate"'

@@ -1,0 +1,26 @@
+"""Top-level routes: admin, API v1, OpenAPI, health and metrics."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from controlplane.core import health
+
+api_v1 = [
+    path("", include("controlplane.tenancy.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
+]
+
+handler400 = "controlplane.core.views.bad_request"
+handler403 = "controlplane.core.views.permission_denied"
+handler404 = "controlplane.core.views.not_found"
+handler500 = "controlplane.core.views.server_error"
