@@ -10,6 +10,7 @@ Modes (``TOLLGATE_ENV``):
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import Path
 
@@ -31,14 +32,23 @@ LOCAL_ENV_FILE = VAR_DIR / "local.env"
 
 def _ensure_local_secrets() -> None:
     """Create per-checkout random secrets once, so no secret is hard-coded in the repository."""
+    generators = {
+        "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+        "API_KEY_PEPPER": lambda: secrets.token_urlsafe(48),
+        "LEDGER_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
     VAR_DIR.mkdir(exist_ok=True)
-    if not LOCAL_ENV_FILE.exists():
-        LOCAL_ENV_FILE.write_text(
+    existing = (
+        LOCAL_ENV_FILE.read_text(encoding="utf-8")
+        if LOCAL_ENV_FILE.exists()
+        else (
             "# Generated once for this checkout (development/demo only). Never used in production.\n"
-            f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
-            f"API_KEY_PEPPER={secrets.token_urlsafe(48)}\n",
-            encoding="utf-8",
         )
+    )
+    present = {line.split("=", 1)[0] for line in existing.splitlines() if "=" in line}
+    missing = [f"{name}={make()}\n" for name, make in generators.items() if name not in present]
+    if missing or not LOCAL_ENV_FILE.exists():
+        LOCAL_ENV_FILE.write_text(existing + "".join(missing), encoding="utf-8")
         LOCAL_ENV_FILE.chmod(0o600)
     environ.Env.read_env(str(LOCAL_ENV_FILE), overwrite=False)
 
@@ -74,6 +84,8 @@ if TOLLGATE_ENV == "build":
 else:
     SECRET_KEY = env.str("SECRET_KEY")
     API_KEY_PEPPER = env.str("API_KEY_PEPPER")
+    # Ed25519 seed (base64, 32 bytes) signing ledger checkpoints and export manifests.
+    LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY")
     if PRODUCTION and len(API_KEY_PEPPER) < 32:
         raise ImproperlyConfigured("API_KEY_PEPPER must be at least 32 characters in production.")
 
@@ -96,6 +108,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "controlplane.core",
     "controlplane.tenancy",
+    "controlplane.audit",
     "billing",
     "byok",
     "enforcement",
@@ -138,6 +151,8 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tollgate.sqlite3'}"),
 }
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("Production requires PostgreSQL: DATABASE_URL=postgres://...")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two writers never deadlock on lock upgrade;
     # WAL lets the web process read while the worker writes.
@@ -148,8 +163,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("Production requires PostgreSQL: DATABASE_URL=postgres://...")
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -167,6 +180,7 @@ else:
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -178,7 +192,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "ledger-checkpoint": {
+        "task": "audit.ledger_checkpoint_task",
+        "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),
+    },
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- Auth, i18n, static -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime
 import structlog
 from django.db import IntegrityError, transaction
 
+from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.tenancy import keys
@@ -32,6 +33,9 @@ def tenant_create(*, slug: str, name: str) -> Tenant:
             status=409,
         )
     tenant = Tenant.objects.create(slug=slug, name=name)
+    ledger_append_control(
+        tenant_id=tenant.id, kind="tenant.created", payload={"slug": slug, "name": name}
+    )
     for hook in TENANT_CREATED_HOOKS:
         hook(tenant=tenant)
     log.info("tenant_created", tenant=tenant.id, slug=slug)
@@ -51,8 +55,14 @@ def tenant_set_lifecycle(*, tenant: Tenant, lifecycle: str) -> Tenant:
         )
     if lifecycle not in Tenant.Lifecycle.values:
         raise ValueError(f"unknown lifecycle {lifecycle!r}")
+    previous = tenant.lifecycle
     tenant.lifecycle = lifecycle
     tenant.save(update_fields=["lifecycle", "updated_at"])
+    ledger_append_control(
+        tenant_id=tenant.id,
+        kind="tenant.lifecycle_changed",
+        payload={"from": previous, "to": lifecycle},
+    )
     log.info("tenant_lifecycle_changed", tenant=tenant.id, lifecycle=lifecycle)
     return tenant
 
@@ -62,6 +72,11 @@ def project_create(*, tenant: Tenant, slug: str, name: str | None = None) -> Pro
     try:
         with transaction.atomic():
             project = Project.objects.create(tenant=tenant, slug=slug, name=name or slug)
+            ledger_append_control(
+                tenant_id=tenant.id,
+                kind="project.created",
+                payload={"project": project.id, "slug": slug},
+            )
     except IntegrityError as exc:
         raise TollgateError(
             TenancyErrorCode.PROJECT_SLUG_TAKEN,
@@ -79,6 +94,11 @@ def membership_set(*, tenant: Tenant, user, role: str) -> Membership:
     """Add a user to a tenant or change their role."""
     membership, _ = Membership.objects.update_or_create(
         tenant=tenant, user=user, defaults={"role": role}
+    )
+    ledger_append_control(
+        tenant_id=tenant.id,
+        kind="membership.set",
+        payload={"user": user.pk, "role": role},
     )
     return membership
 
@@ -143,6 +163,19 @@ def api_key_issue(
         user=user,
         created_by=created_by,
     )
+    ledger_append_control(
+        tenant_id=tenant.id,
+        kind="api_key.issued",
+        payload={
+            "api_key": api_key.id,
+            "prefix": api_key.prefix,
+            "scopes": clean_scopes,
+            "project": project.id if project else None,
+            "environment": api_key.environment,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "created_by": getattr(created_by, "pk", None),
+        },
+    )
     log.info("api_key_issued", tenant=tenant.id, api_key_id=api_key.id, prefix=material.prefix)
     return api_key, material.plaintext
 
@@ -154,6 +187,9 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if locked.revoked_at is None:
         locked.revoked_at = db_now()
         locked.save(update_fields=["revoked_at", "updated_at"])
+        ledger_append_control(
+            tenant_id=locked.tenant_id, kind="api_key.revoked", payload={"api_key": locked.id}
+        )
         log.info("api_key_revoked", tenant=locked.tenant_id, api_key_id=locked.id)
     return locked
 

@@ -1,0 +1,107 @@
+"""Append-only, hash-chained ledger. Rows are never updated or deleted (a DB trigger enforces it)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from controlplane.core.ids import id_factory
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete a ledger row."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Ledger entries are append-only.")
+
+    def delete(self):
+        raise AppendOnlyError("Ledger entries are append-only.")
+
+
+class LedgerChain(models.Model):
+    """The head of one hash chain; locked (FOR UPDATE) to append the next entry."""
+
+    id = models.CharField(primary_key=True, max_length=80)  # "control:ten_…", "bp:bpr_…"
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.PROTECT, related_name="+")
+    head_seq = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, default="0" * 64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(head_seq__gte=0), name="ledger_chain_seq_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id}@{self.head_seq}"
+
+
+class LedgerEntry(models.Model):
+    id = models.CharField(
+        primary_key=True, max_length=32, default=id_factory("led"), editable=False
+    )
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.PROTECT, related_name="+")
+    chain = models.CharField(max_length=80)
+    seq = models.BigIntegerField()
+    kind = models.CharField(max_length=64)
+    payload = models.JSONField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField()
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["chain", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "seq"], name="ledger_entry_chain_seq_unique"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="ledger_entry_seq_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "recorded_at"], name="ledger_tenant_time_idx"),
+            models.Index(fields=["tenant", "chain", "seq"], name="ledger_tenant_chain_idx"),
+        ]
+        verbose_name_plural = "ledger entries"
+
+    def __str__(self) -> str:
+        return f"{self.chain}#{self.seq} {self.kind}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Ledger entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Ledger entries are append-only.")
+
+
+class LedgerCheckpoint(models.Model):
+    """An Ed25519 signature over every chain head at one moment."""
+
+    id = models.CharField(
+        primary_key=True, max_length=32, default=id_factory("ckp"), editable=False
+    )
+    heads = models.JSONField()  # {chain_id: [seq, hash]}
+    heads_sha256 = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)  # base64url
+    created_at = models.DateTimeField()
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.id} ({len(self.heads)} chains)"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Checkpoints are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Checkpoints are append-only.")

@@ -1,0 +1,87 @@
+"""Ledger writes: append to a chain (inside the caller's transaction) and sign checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from controlplane.audit import signing
+from controlplane.audit.chain import GENESIS_HASH, control_chain, entry_hash
+from controlplane.audit.models import LedgerChain, LedgerCheckpoint, LedgerEntry
+from controlplane.core.canonical import canonical_json, sha256_hex
+from controlplane.core.clock import db_now
+
+
+def ledger_append(*, tenant_id: str, chain: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+    """Append one entry to ``chain``; must run inside the transaction that made the change.
+
+    The chain head row is locked, so appends to one chain are serialised and gap-free; callers
+    that already hold the lock on the underlying object (a budget period) add no contention.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("ledger_append must run inside the transaction that made the change")
+    LedgerChain.objects.bulk_create(
+        [LedgerChain(id=chain, tenant_id=tenant_id)], ignore_conflicts=True
+    )
+    head = LedgerChain.objects.select_for_update().get(pk=chain)
+    recorded_at = db_now()
+    seq = head.head_seq + 1
+    digest = entry_hash(
+        tenant_id=tenant_id,
+        chain=chain,
+        seq=seq,
+        kind=kind,
+        payload=payload,
+        prev_hash=head.head_hash,
+        recorded_at=recorded_at,
+    )
+    entry = LedgerEntry.objects.create(
+        tenant_id=tenant_id,
+        chain=chain,
+        seq=seq,
+        kind=kind,
+        payload=payload,
+        prev_hash=head.head_hash,
+        hash=digest,
+        recorded_at=recorded_at,
+    )
+    LedgerChain.objects.filter(pk=chain).update(head_seq=seq, head_hash=digest)
+    return entry
+
+
+def ledger_append_control(*, tenant_id: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+    """Append to the tenant's control chain (keys, policies, approvals, grants, credentials)."""
+    return ledger_append(
+        tenant_id=tenant_id, chain=control_chain(tenant_id), kind=kind, payload=payload
+    )
+
+
+def checkpoint_message(heads: dict[str, list]) -> bytes:
+    return canonical_json({"heads": heads}).encode("utf-8")
+
+
+@transaction.atomic
+def checkpoint_create() -> LedgerCheckpoint:
+    """Sign every chain head as it stands now (a consistent snapshot inside one transaction)."""
+    heads = {
+        chain_id: [seq, head_hash]
+        for chain_id, seq, head_hash in LedgerChain.objects.order_by("id").values_list(
+            "id", "head_seq", "head_hash"
+        )
+        if seq > 0
+    }
+    message = checkpoint_message(heads)
+    latest = LedgerCheckpoint.objects.order_by("-created_at").first()
+    if latest is not None and latest.heads_sha256 == sha256_hex(message):
+        return latest  # nothing moved since the last checkpoint
+    return LedgerCheckpoint.objects.create(
+        heads=heads,
+        heads_sha256=sha256_hex(message),
+        key_id=signing.key_id(),
+        signature=signing.sign(message),
+        created_at=db_now(),
+    )
+
+
+__all__ = ["GENESIS_HASH", "checkpoint_create", "ledger_append", "ledger_append_control"]

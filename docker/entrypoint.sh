@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Tollgate container entry point: one image, one role per container.
+#
+#   web                 gunicorn (gthread) serving controlplane.wsgi:application on :8000
+#   worker [args...]    Celery worker      (extra args go to `celery worker`, e.g. --concurrency 4)
+#   beat [args...]      Celery beat with the database scheduler (run exactly ONE)
+#   migrate [args...]   python manage.py migrate --noinput
+#   manage <cmd> ...    any manage.py command, e.g. `manage createsuperuser`
+#   <anything else>     executed as-is (e.g. `bash`)
+set -euo pipefail
+
+APP_DIR="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$APP_DIR"
+
+usage() {
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+role="${1:-web}"
+if [ "$#" -gt 0 ]; then
+  shift
+fi
+
+case "$role" in
+  web)
+    # Several gunicorn workers share one metrics registry through files in this directory;
+    # gunicorn.conf.py empties it at start-up and cleans up after exited workers.
+    export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus-multiproc}"
+    exec gunicorn --config "$APP_DIR/docker/gunicorn.conf.py" "$@"
+    ;;
+  worker)
+    exec celery -A controlplane worker --loglevel "${LOG_LEVEL:-INFO}" "$@"
+    ;;
+  beat)
+    exec celery -A controlplane beat --loglevel "${LOG_LEVEL:-INFO}" \
+      --scheduler django_celery_beat.schedulers:DatabaseScheduler "$@"
+    ;;
+  migrate)
+    exec python manage.py migrate --noinput "$@"
+    ;;
+  manage)
+    if [ "$#" -eq 0 ]; then
+      echo "usage: manage <command> [args...]" >&2
+      exit 64
+    fi
+    exec python manage.py "$@"
+    ;;
+  help | -h | --help)
+    usage
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac
