@@ -193,6 +193,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
+    "outbox-deliver": {
+        "task": "audit.outbox_deliver_task",
+        "schedule": env.float("OUTBOX_POLL_SECONDS", default=5.0),
+    },
     "ledger-checkpoint": {
         "task": "audit.ledger_checkpoint_task",
         "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),
@@ -228,6 +232,7 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 
 # --- DRF + OpenAPI ----------------------------------------------------------------------------

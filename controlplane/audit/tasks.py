@@ -9,3 +9,14 @@ from controlplane.audit.services import checkpoint_create
 def ledger_checkpoint_task() -> str:
     """Sign the current chain heads; safe to run on several workers (each writes its own row)."""
     return checkpoint_create().id
+
+
+@shared_task(name="audit.outbox_deliver_task")
+def outbox_deliver_task() -> dict:
+    """Fan out new events and send due webhooks; several workers may run it at once."""
+    from controlplane.audit.outbox import deliver_due, dispatch_events
+
+    for _ in range(20):  # bounded: a flood is finished by the next beat tick
+        if not dispatch_events():
+            break
+    return deliver_due()

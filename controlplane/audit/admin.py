@@ -1,0 +1,91 @@
+"""Read-only ledger views, ledger verification, checkpoints, webhook endpoints and the outbox."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from controlplane.audit.models import (
+    LedgerCheckpoint,
+    LedgerEntry,
+    OutboxDelivery,
+    OutboxEvent,
+    WebhookEndpoint,
+)
+from controlplane.audit.services import checkpoint_create
+from controlplane.audit.verify import verify_ledger
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["recorded_at", "tenant", "chain", "seq", "kind", "short_hash"]
+    list_filter = ["kind", "tenant"]
+    search_fields = ["chain", "id", "kind"]
+    ordering = ["-recorded_at"]
+    change_list_template = "admin/audit/ledgerentry/change_list.html"
+
+    @admin.display(description="hash")
+    def short_hash(self, obj):
+        return obj.hash[:16] + "…"
+
+    def get_urls(self):
+        extra = [
+            path(
+                "verify/",
+                self.admin_site.admin_view(self.verify_view),
+                name="audit_ledgerentry_verify",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def verify_view(self, request):
+        if request.method == "POST" and "checkpoint" in request.POST:
+            checkpoint = checkpoint_create()
+            self.message_user(request, f"Checkpoint {checkpoint.id} signed.", messages.SUCCESS)
+        report = verify_ledger()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Ledger verification",
+            "report": report,
+        }
+        return TemplateResponse(request, "admin/audit/verify.html", context)
+
+
+@admin.register(LedgerCheckpoint)
+class LedgerCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "id", "key_id", "heads_sha256"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = ["url", "tenant", "active", "event_types", "created_at"]
+    list_filter = ["active", "tenant"]
+    search_fields = ["url", "tenant__slug"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "id", "tenant", "event_type", "dispatched_at"]
+    list_filter = ["event_type"]
+    search_fields = ["id", "event_type"]
+
+
+@admin.register(OutboxDelivery)
+class OutboxDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["event", "endpoint", "state", "attempts", "last_status", "next_attempt_at"]
+    list_filter = ["state"]
+    list_select_related = ["event", "endpoint"]
