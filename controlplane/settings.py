@@ -197,6 +197,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "audit.outbox_deliver_task",
         "schedule": env.float("OUTBOX_POLL_SECONDS", default=5.0),
     },
+    "reservations-expire": {
+        "task": "enforcement.reservations_expire_task",
+        "schedule": env.float("RESERVATION_SWEEP_SECONDS", default=15.0),
+    },
     "ledger-checkpoint": {
         "task": "audit.ledger_checkpoint_task",
         "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),

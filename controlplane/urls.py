@@ -8,6 +8,8 @@ from controlplane.core import health
 
 api_v1 = [
     path("", include("controlplane.tenancy.api.urls")),
+    path("", include("controlplane.audit.api.urls")),
+    path("", include("enforcement.api.urls")),
 ]
 
 urlpatterns = [

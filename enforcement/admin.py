@@ -1,0 +1,233 @@
+"""Operator admin for budgets, grants, decisions and reservations (writes go through services)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from controlplane.core.clock import db_now
+from controlplane.core.errors import TollgateError
+from controlplane.core.money import format_usd
+from enforcement.models import (
+    Budget,
+    BudgetPeriod,
+    CreditGrant,
+    Decision,
+    Reservation,
+    ReservationAllocation,
+    TenantGateSettings,
+)
+from enforcement.periods import period_bounds
+from enforcement.services import budgets as budget_services
+from enforcement.services import reservations as reservation_services
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "scope",
+        "period",
+        "limit",
+        "period_reserved",
+        "period_spent",
+        "period_available",
+    ]
+    list_filter = ["period", "tenant"]
+    search_fields = ["id", "name", "project__slug", "environment", "tenant__slug"]
+    list_select_related = ["tenant", "project"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return [*self.readonly_fields, "tenant", "project", "environment", "period"]
+        return self.readonly_fields
+
+    def _current(self, obj):
+        if not hasattr(obj, "_current_period"):
+            start, _ = period_bounds(obj.period, db_now().date())
+            obj._current_period = BudgetPeriod.objects.filter(
+                budget=obj, period_start=start
+            ).first()
+        return obj._current_period
+
+    @admin.display(description="scope")
+    def scope(self, obj):
+        return obj.scope_label
+
+    @admin.display(description="limit")
+    def limit(self, obj):
+        return format_usd(obj.limit_micros)
+
+    @admin.display(description="reserved")
+    def period_reserved(self, obj):
+        period = self._current(obj)
+        return format_usd(period.reserved_micros if period else 0)
+
+    @admin.display(description="spent")
+    def period_spent(self, obj):
+        period = self._current(obj)
+        return format_usd(period.spent_micros if period else 0)
+
+    @admin.display(description="available")
+    def period_available(self, obj):
+        period = self._current(obj)
+        return format_usd(period.available_micros if period else obj.limit_micros)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            budget_services.budget_update(budget=obj, limit_micros=obj.limit_micros, name=obj.name)
+            return
+        created = budget_services.budget_create(
+            tenant=obj.tenant,
+            limit_micros=obj.limit_micros,
+            period=obj.period,
+            project=obj.project,
+            environment=obj.environment,
+            name=obj.name,
+        )
+        obj.pk = created.pk
+
+
+@admin.register(BudgetPeriod)
+class BudgetPeriodAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "budget",
+        "period_start",
+        "period_end",
+        "limit_micros",
+        "reserved_micros",
+        "spent_micros",
+    ]
+    list_filter = ["period_start"]
+    search_fields = ["id", "budget__id"]
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "pool",
+        "amount",
+        "remaining",
+        "priority",
+        "expires_at",
+        "voided_at",
+    ]
+    list_filter = ["pool", "tenant"]
+    search_fields = ["id", "note", "tenant__slug"]
+    readonly_fields = ["id", "remaining_micros", "voided_at", "created_at", "updated_at"]
+    actions = ["void"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        return format_usd(obj.amount_micros)
+
+    @admin.display(description="remaining")
+    def remaining(self, obj):
+        return format_usd(obj.remaining_micros)
+
+    def save_model(self, request, obj, form, change):
+        created = budget_services.credit_grant_create(
+            tenant=obj.tenant,
+            amount_micros=obj.amount_micros,
+            pool=obj.pool,
+            priority=obj.priority,
+            effective_at=obj.effective_at,
+            expires_at=obj.expires_at,
+            note=obj.note,
+        )
+        obj.pk = created.pk
+
+    @admin.action(description="Void selected grants")
+    def void(self, request, queryset):
+        for grant in queryset:
+            try:
+                budget_services.credit_grant_void(grant=grant)
+            except TollgateError as exc:
+                self.message_user(request, f"{grant.id}: {exc.message}", messages.WARNING)
+
+
+class AllocationInline(ReadOnlyMixin, admin.TabularInline):
+    model = ReservationAllocation
+    fields = ["position", "budget_period", "credit_grant", "amount_micros", "charged_micros"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "source",
+        "project",
+        "environment",
+        "outcome",
+        "mode",
+        "reason_code",
+        "amount",
+        "created_at",
+    ]
+    list_filter = ["outcome", "mode", "reason_code", "source", "environment", "project"]
+    search_fields = ["id", "idempotency_key", "fingerprint"]
+    list_select_related = ["tenant", "project"]
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        return format_usd(obj.amount_micros)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "tenant",
+        "state",
+        "amount",
+        "reported",
+        "late",
+        "expires_at",
+        "created_at",
+    ]
+    list_filter = ["state", "late"]
+    search_fields = ["id", "decision__id"]
+    inlines = [AllocationInline]
+    actions = ["release"]
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        return format_usd(obj.amount_micros)
+
+    @admin.display(description="reported")
+    def reported(self, obj):
+        return None if obj.reported_micros is None else format_usd(obj.reported_micros)
+
+    @admin.action(description="Release selected pending reservations")
+    def release(self, request, queryset):
+        for reservation in queryset:
+            try:
+                reservation_services.reservation_release(reservation_id=reservation.id)
+            except TollgateError as exc:
+                self.message_user(request, f"{reservation.id}: {exc.message}", messages.WARNING)
+
+
+@admin.register(TenantGateSettings)
+class TenantGateSettingsAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "unbudgeted", "approval_threshold_micros", "updated_at"]

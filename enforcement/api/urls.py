@@ -1,0 +1,32 @@
+from django.urls import path
+
+from enforcement.api import views
+
+urlpatterns = [
+    path("gate/decisions", views.GateDecisionView.as_view(), name="gate-decisions"),
+    path("decisions", views.DecisionListView.as_view(), name="decision-list"),
+    path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
+    path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),
+    path(
+        "reservations/<str:id>/commit",
+        views.ReservationCommitView.as_view(),
+        name="reservation-commit",
+    ),
+    path(
+        "reservations/<str:id>/release",
+        views.ReservationReleaseView.as_view(),
+        name="reservation-release",
+    ),
+    path(
+        "reservations/<str:id>/extend",
+        views.ReservationExtendView.as_view(),
+        name="reservation-extend",
+    ),
+    path("reconciliations", views.ReconciliationView.as_view(), name="reconciliations"),
+    path("budgets", views.BudgetListView.as_view(), name="budget-list"),
+    path("budgets/<str:id>", views.BudgetDetailView.as_view(), name="budget-detail"),
+    path("credit-grants", views.CreditGrantListView.as_view(), name="credit-grant-list"),
+    path(
+        "credit-grants/<str:id>/void", views.CreditGrantVoidView.as_view(), name="credit-grant-void"
+    ),
+]

@@ -1,0 +1,437 @@
+"""Gate, reservation, budget, credit and decision endpoints: thin adapters over services."""
+
+from __future__ import annotations
+
+import structlog
+from django.db import DatabaseError, IntegrityError
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from controlplane.core.clock import db_now
+from controlplane.core.errors import TollgateError
+from controlplane.core.money import format_usd
+from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.tenancy.models import Project
+from enforcement import scopes
+from enforcement.api import serializers as s
+from enforcement.errors import EnforcementErrorCode
+from enforcement.metrics import GATE_FAIL_CLOSED, GATE_FAIL_OPEN
+from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Reservation
+from enforcement.periods import period_bounds
+from enforcement.services import budgets as budget_services
+from enforcement.services import reservations as reservation_services
+from enforcement.services.gate import GateRequest, env_class_of, gate_decide, settings_for
+
+log = structlog.get_logger(__name__)
+
+
+def _idempotency_key(request, body: dict) -> str:
+    header = request.headers.get("Idempotency-Key")
+    key = header if header is not None else body.get("idempotency_key")
+    if not key or len(key) > 255 or not key.isprintable() or not key.isascii():
+        raise TollgateError(
+            EnforcementErrorCode.IDEMPOTENCY_KEY_REQUIRED,
+            "Gate calls need an idempotency key of 1..255 printable ASCII characters.",
+            remediation="Send an `Idempotency-Key` header (or `idempotency_key` in the body), "
+            "e.g. your CI run id plus step.",
+            errors=[{"field": "idempotency_key", "message": "Required.", "code": "required"}],
+        )
+    return key
+
+
+class GateDecisionView(TenantScopedAPIView):
+    required_scopes = {"POST": scopes.GATE_WRITE}
+    serializer_class = s.GateDecisionRequestSerializer
+
+    @extend_schema(
+        operation_id="gate_decide",
+        request=s.GateDecisionRequestSerializer,
+        responses={201: s.GateDecisionResponseSerializer, 200: s.GateDecisionResponseSerializer},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+        ],
+        description="Decide, reserve and record. 201 for a new decision, 200 for an idempotent "
+        "replay. A hard-mode DENY is still 201 with `outcome: DENY`.",
+    )
+    def post(self, request):
+        body = s.GateDecisionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        gate_request = GateRequest(
+            source=data["source"],
+            idempotency_key=_idempotency_key(request, request.data),
+            project=data.get("project"),
+            environment=data.get("environment"),
+            action=data.get("action", ""),
+            resource=dict(data.get("resource") or {}),
+            estimated_micros=data.get("estimated_cost_usd"),
+            monthly_micros=data.get("monthly_delta_usd"),
+            hourly_micros=data.get("hourly_delta_usd"),
+            labels=dict(data.get("labels") or {}),
+            requester=data.get("requester", ""),
+            ttl_seconds=data.get("ttl_seconds"),
+            approval_token=data.get("approval_token"),
+        )
+        try:
+            result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
+        except IntegrityError:
+            raise
+        except DatabaseError as exc:
+            return self._cannot_decide(gate_request, exc)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(result.response, status=code)
+
+    def _cannot_decide(self, gate_request: GateRequest, exc: Exception) -> Response:
+        """The database failed mid-decision: nothing was written; the fail mode answers."""
+        log.error("gate_cannot_decide", error=type(exc).__name__)
+        try:
+            gate_settings = settings_for(self.tenant)
+            env_class = env_class_of(gate_settings, gate_request.environment or "")
+            fail_mode = gate_settings.fail_modes.get(env_class, "closed")
+        except DatabaseError:
+            env_class = (
+                "prod" if (gate_request.environment or "") in ("prod", "production") else "nonprod"
+            )
+            fail_mode = "closed" if env_class == "prod" else "open"
+        if fail_mode == "open":
+            GATE_FAIL_OPEN.inc()
+            return Response(
+                {
+                    "decision_id": None,
+                    "outcome": "ALLOW",
+                    "mode": "hard",
+                    "enforced": False,
+                    "reason_code": "FAIL_OPEN",
+                    "message": "Tollgate could not decide (database unavailable); "
+                    f"the {env_class} fail mode is open, so this is allowed and flagged.",
+                    "remediation": "Nothing was reserved; re-gate when Tollgate is healthy.",
+                    "reservation": None,
+                    "approval": None,
+                    "waterfall": [],
+                    "fail_open": True,
+                },
+                status=status.HTTP_200_OK,
+            )
+        GATE_FAIL_CLOSED.inc()
+        raise TollgateError(
+            EnforcementErrorCode.GATE_UNAVAILABLE,
+            f"Tollgate could not decide (database unavailable); the {env_class} fail mode is closed.",
+            remediation="Retry with the same Idempotency-Key; nothing was reserved.",
+            status=503,
+            headers={"Retry-After": "5"},
+            extra={"fail_open": False},
+        )
+
+
+class DecisionListView(TenantScopedAPIView):
+    model = Decision
+    required_scopes = {"GET": scopes.DECISIONS_READ}
+    serializer_class = s.DecisionSerializer
+
+    def base_queryset(self):
+        return Decision.objects.select_related("project", "reservation")
+
+    @extend_schema(
+        operation_id="decisions_list",
+        parameters=[
+            OpenApiParameter("outcome", str),
+            OpenApiParameter("project", str),
+            OpenApiParameter("environment", str),
+            OpenApiParameter("since", str, description="ISO 8601 timestamp"),
+        ],
+    )
+    def get(self, request):
+        queryset = self.get_queryset()
+        params = request.query_params
+        if params.get("outcome"):
+            queryset = queryset.filter(outcome=params["outcome"].upper())
+        if params.get("project"):
+            queryset = queryset.filter(project__slug=params["project"])
+        if params.get("environment"):
+            queryset = queryset.filter(environment=params["environment"])
+        if params.get("since"):
+            since = parse_datetime(params["since"])
+            if since is None:
+                raise TollgateError(
+                    "VALIDATION_FAILED",
+                    "`since` must be an ISO 8601 timestamp, e.g. 2026-11-01T00:00:00Z.",
+                    errors=[{"field": "since", "message": "Invalid timestamp.", "code": "invalid"}],
+                )
+            queryset = queryset.filter(created_at__gte=since)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(s.DecisionSerializer(page, many=True).data)
+
+
+class DecisionDetailView(TenantScopedAPIView):
+    model = Decision
+    required_scopes = {"GET": scopes.DECISIONS_READ}
+    serializer_class = s.DecisionSerializer
+
+    @extend_schema(operation_id="decisions_retrieve")
+    def get(self, request, id):
+        return Response(s.DecisionSerializer(self.get_object()).data)
+
+
+class ReservationDetailView(TenantScopedAPIView):
+    model = Reservation
+    required_scopes = {"GET": scopes.RESERVATIONS_READ}
+    serializer_class = s.ReservationSerializer
+
+    @extend_schema(operation_id="reservations_retrieve")
+    def get(self, request, id):
+        return Response(s.ReservationSerializer(self.get_object()).data)
+
+
+class ReservationCommitView(TenantScopedAPIView):
+    model = Reservation
+    required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    serializer_class = s.CommitSerializer
+
+    @extend_schema(
+        operation_id="reservations_commit",
+        request=s.CommitSerializer,
+        responses=s.ReservationSerializer,
+    )
+    def post(self, request, id):
+        reservation = self.get_object()
+        body = s.CommitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reservation, _info = reservation_services.reservation_commit(
+            reservation_id=reservation.id,
+            actual_micros=body.validated_data["actual_cost_usd"],
+            usage=body.validated_data.get("usage"),
+        )
+        return Response(s.ReservationSerializer(reservation).data)
+
+
+class ReservationReleaseView(TenantScopedAPIView):
+    model = Reservation
+    required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+
+    @extend_schema(
+        operation_id="reservations_release", request=None, responses=s.ReservationSerializer
+    )
+    def post(self, request, id):
+        reservation = reservation_services.reservation_release(reservation_id=self.get_object().id)
+        return Response(s.ReservationSerializer(reservation).data)
+
+
+class ReservationExtendView(TenantScopedAPIView):
+    model = Reservation
+    required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    serializer_class = s.ExtendSerializer
+
+    @extend_schema(
+        operation_id="reservations_extend",
+        request=s.ExtendSerializer,
+        responses=s.ReservationSerializer,
+    )
+    def post(self, request, id):
+        reservation = self.get_object()
+        body = s.ExtendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reservation = reservation_services.reservation_extend(
+            reservation_id=reservation.id,
+            ttl_seconds=body.validated_data["ttl_seconds"],
+            max_ttl_seconds=settings_for(self.tenant).max_ttl_seconds,
+        )
+        return Response(s.ReservationSerializer(reservation).data)
+
+
+class ReconciliationView(TenantScopedAPIView):
+    model = Reservation
+    required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    serializer_class = s.ReconciliationSerializer
+
+    @extend_schema(operation_id="reconciliations_create", request=s.ReconciliationSerializer)
+    def post(self, request):
+        body = s.ReconciliationSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = body.validated_data["items"]
+        ids = [item["reservation_id"] for item in items]
+        owned = set(self.get_queryset().filter(pk__in=ids).values_list("id", flat=True))
+        results = []
+        for index, item in enumerate(items):
+            rid = item["reservation_id"]
+            if rid not in owned:
+                results.append({"reservation_id": rid, "status": "error", "code": "NOT_FOUND"})
+                continue
+            try:
+                reservation = reservation_services.reservation_reconcile(
+                    reservation_id=rid,
+                    invoiced_micros=item["invoiced_cost_usd"],
+                    external_ref=item.get("external_ref", ""),
+                )
+            except TollgateError as exc:
+                results.append(
+                    {
+                        "reservation_id": rid,
+                        "status": "error",
+                        "code": exc.code,
+                        "detail": exc.message,
+                        "index": index,
+                    }
+                )
+                continue
+            results.append(
+                {
+                    "reservation_id": rid,
+                    "status": "invoiced",
+                    "invoiced_cost_usd": format_usd(reservation.invoiced_micros),
+                    "adjustment_usd": format_usd(
+                        reservation.invoiced_micros - reservation.reported_micros
+                    ),
+                }
+            )
+        ok = sum(1 for r in results if r["status"] == "invoiced")
+        return Response({"invoiced": ok, "failed": len(results) - ok, "results": results})
+
+
+def _current_periods(budgets) -> dict:
+    today = db_now().date()
+    keys = {(b.id, period_bounds(b.period, today)[0]) for b in budgets}
+    if not keys:
+        return {}
+    from django.db.models import Q
+
+    condition = Q()
+    for budget_id, start in keys:
+        condition |= Q(budget_id=budget_id, period_start=start)
+    return {p.budget_id: p for p in BudgetPeriod.objects.filter(condition)}
+
+
+class BudgetListView(TenantScopedAPIView):
+    model = Budget
+    required_scopes = {"GET": scopes.BUDGETS_READ, "POST": scopes.BUDGETS_WRITE}
+    serializer_class = s.BudgetSerializer
+
+    def base_queryset(self):
+        return Budget.objects.select_related("project")
+
+    @extend_schema(operation_id="budgets_list")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        data = s.BudgetSerializer(page, many=True, context={"periods": _current_periods(page)}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        operation_id="budgets_create",
+        request=s.BudgetCreateSerializer,
+        responses={201: s.BudgetSerializer},
+    )
+    def post(self, request):
+        body = s.BudgetCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        scope = data.get("scope") or {}
+        project = None
+        if scope.get("project"):
+            project = Project.objects.for_tenant(self.tenant).filter(slug=scope["project"]).first()
+            if project is None:
+                raise TollgateError(
+                    EnforcementErrorCode.UNKNOWN_PROJECT,
+                    f"No project {scope['project']!r} in this tenant.",
+                    errors=[
+                        {"field": "scope.project", "message": "Unknown project.", "code": "invalid"}
+                    ],
+                )
+        elif scope.get("environment"):
+            raise TollgateError(
+                "VALIDATION_FAILED",
+                "An environment-scoped budget needs a project.",
+                errors=[
+                    {
+                        "field": "scope.environment",
+                        "message": "Needs scope.project.",
+                        "code": "invalid",
+                    }
+                ],
+            )
+        budget = budget_services.budget_create(
+            tenant=self.tenant,
+            limit_micros=data["limit_usd"],
+            period=data["period"],
+            project=project,
+            environment=scope.get("environment") or "",
+            name=data.get("name", ""),
+        )
+        return Response(
+            s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class BudgetDetailView(TenantScopedAPIView):
+    model = Budget
+    required_scopes = {"GET": scopes.BUDGETS_READ, "PATCH": scopes.BUDGETS_WRITE}
+    serializer_class = s.BudgetSerializer
+
+    @extend_schema(operation_id="budgets_retrieve")
+    def get(self, request, id):
+        budget = self.get_object()
+        return Response(
+            s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data
+        )
+
+    @extend_schema(
+        operation_id="budgets_update",
+        request=s.BudgetUpdateSerializer,
+        responses=s.BudgetSerializer,
+    )
+    def patch(self, request, id):
+        budget = self.get_object()
+        body = s.BudgetUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        budget = budget_services.budget_update(
+            budget=budget,
+            limit_micros=body.validated_data.get("limit_usd"),
+            name=body.validated_data.get("name"),
+        )
+        return Response(
+            s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data
+        )
+
+
+class CreditGrantListView(TenantScopedAPIView):
+    model = CreditGrant
+    required_scopes = {"GET": scopes.CREDITS_READ, "POST": scopes.CREDITS_WRITE}
+    serializer_class = s.CreditGrantSerializer
+
+    @extend_schema(operation_id="credit_grants_list")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.CreditGrantSerializer(page, many=True).data)
+
+    @extend_schema(
+        operation_id="credit_grants_create",
+        request=s.CreditGrantCreateSerializer,
+        responses={201: s.CreditGrantSerializer},
+    )
+    def post(self, request):
+        body = s.CreditGrantCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        grant = budget_services.credit_grant_create(
+            tenant=self.tenant,
+            amount_micros=data["amount_usd"],
+            pool=data["pool"],
+            priority=data["priority"],
+            effective_at=data.get("effective_at"),
+            expires_at=data.get("expires_at"),
+            note=data.get("note", ""),
+        )
+        return Response(s.CreditGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+
+
+class CreditGrantVoidView(TenantScopedAPIView):
+    model = CreditGrant
+    required_scopes = {"POST": scopes.CREDITS_WRITE}
+
+    @extend_schema(
+        operation_id="credit_grants_void", request=None, responses=s.CreditGrantSerializer
+    )
+    def post(self, request, id):
+        grant = budget_services.credit_grant_void(grant=self.get_object())
+        return Response(s.CreditGrantSerializer(grant).data)

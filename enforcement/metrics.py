@@ -1,0 +1,28 @@
+"""Prometheus metrics of the enforcement path."""
+
+from prometheus_client import Counter, Histogram
+
+GATE_DECISIONS = Counter(
+    "gate_decisions_total",
+    "Gate decisions by source, outcome and mode.",
+    ["source", "outcome", "mode"],
+)
+GATE_LATENCY = Histogram(
+    "gate_decision_latency_seconds",
+    "Time to decide, from validated input to committed decision.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+GATE_FAIL_OPEN = Counter(
+    "gate_fail_open_total", "Decisions answered ALLOW because Tollgate could not decide."
+)
+GATE_FAIL_CLOSED = Counter(
+    "gate_fail_closed_total", "Decisions refused because Tollgate could not decide."
+)
+RESERVATIONS_EXPIRED = Counter(
+    "reservations_expired_total", "Reservations released by the expiry sweep."
+)
+LATE_COMMITS = Counter("reservations_late_commits_total", "Commits that arrived after expiry.")
+INVARIANT_VIOLATIONS = Counter(
+    "budget_invariant_violations_total",
+    "Commits above the reserved amount (money spent beyond the hold).",
+)

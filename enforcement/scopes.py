@@ -1,0 +1,14 @@
+"""API key scopes owned by the enforcement app."""
+
+from controlplane.tenancy.scopes import register_scope
+
+GATE_WRITE = register_scope("gate:write", "Ask the gate for decisions (reserves money).")
+DECISIONS_READ = register_scope("decisions:read", "List and read decisions.")
+RESERVATIONS_READ = register_scope("reservations:read", "Read reservations.")
+RESERVATIONS_WRITE = register_scope(
+    "reservations:write", "Commit, release, extend and reconcile reservations."
+)
+BUDGETS_READ = register_scope("budgets:read", "List and read budgets.")
+BUDGETS_WRITE = register_scope("budgets:write", "Create budgets and change limits.")
+CREDITS_READ = register_scope("credits:read", "List credit grants.")
+CREDITS_WRITE = register_scope("credits:write", "Grant and void credits.")

@@ -1,0 +1,152 @@
+"""Budgets and credit grants: create, change limits, grant and void credits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+
+from controlplane.audit.services import ledger_append_control
+from controlplane.core.clock import db_now
+from controlplane.core.errors import TollgateError
+from controlplane.tenancy.models import Project, Tenant
+from enforcement.errors import EnforcementErrorCode
+from enforcement.models import Budget, BudgetPeriod, CreditGrant
+from enforcement.periods import period_bounds
+from enforcement.services.locking import lock_budget_periods, lock_grants
+
+
+def budget_create(
+    *,
+    tenant: Tenant,
+    limit_micros: int,
+    period: str = "monthly",
+    project: Project | None = None,
+    environment: str = "",
+    name: str = "",
+) -> Budget:
+    """One budget per scope (tenant | project | project+env) and period."""
+    try:
+        with transaction.atomic():
+            budget = Budget.objects.create(
+                tenant=tenant,
+                project=project,
+                environment=environment,
+                period=period,
+                limit_micros=limit_micros,
+                name=name,
+            )
+            ledger_append_control(
+                tenant_id=tenant.id,
+                kind="budget.created",
+                payload={
+                    "budget": budget.id,
+                    "project": project.id if project else None,
+                    "environment": environment,
+                    "period": period,
+                    "limit": limit_micros,
+                },
+            )
+    except IntegrityError as exc:
+        raise TollgateError(
+            EnforcementErrorCode.BUDGET_SCOPE_TAKEN,
+            "A budget with this scope and period already exists.",
+            remediation="Change the existing budget's limit with PATCH instead.",
+            status=409,
+        ) from exc
+    return budget
+
+
+@transaction.atomic
+def budget_update(
+    *, budget: Budget, limit_micros: int | None = None, name: str | None = None
+) -> Budget:
+    """Change the limit; the current period's limit follows (reserved/spent are untouched)."""
+    budget = Budget.objects.select_for_update().get(pk=budget.pk)
+    if name is not None:
+        budget.name = name
+    if limit_micros is not None and limit_micros != budget.limit_micros:
+        previous = budget.limit_micros
+        budget.limit_micros = limit_micros
+        start, _ = period_bounds(budget.period, db_now().date())
+        current = BudgetPeriod.objects.filter(budget=budget, period_start=start).values_list(
+            "id", flat=True
+        )
+        for period in lock_budget_periods(current).values():
+            BudgetPeriod.objects.filter(pk=period.pk).update(limit_micros=limit_micros)
+        ledger_append_control(
+            tenant_id=budget.tenant_id,
+            kind="budget.limit_changed",
+            payload={"budget": budget.id, "from": previous, "to": limit_micros},
+        )
+    budget.save()
+    return budget
+
+
+@transaction.atomic
+def credit_grant_create(
+    *,
+    tenant: Tenant,
+    amount_micros: int,
+    pool: str = "reserved",
+    priority: int = 100,
+    effective_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    note: str = "",
+) -> CreditGrant:
+    now = db_now()
+    effective = effective_at or now
+    if expires_at is not None and expires_at <= effective:
+        raise TollgateError(
+            "VALIDATION_FAILED",
+            "expires_at must be after effective_at.",
+            errors=[
+                {"field": "expires_at", "message": "Must be after effective_at.", "code": "invalid"}
+            ],
+        )
+    grant = CreditGrant.objects.create(
+        tenant=tenant,
+        pool=pool,
+        amount_micros=amount_micros,
+        remaining_micros=amount_micros,
+        priority=priority,
+        effective_at=effective,
+        expires_at=expires_at,
+        note=note,
+    )
+    ledger_append_control(
+        tenant_id=tenant.id,
+        kind="credit_grant.created",
+        payload={
+            "grant": grant.id,
+            "pool": pool,
+            "amount": amount_micros,
+            "priority": priority,
+            "effective_at": effective.isoformat(),
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return grant
+
+
+@transaction.atomic
+def credit_grant_void(*, grant: CreditGrant) -> CreditGrant:
+    """Stop future draws; money already held by reservations stays with them."""
+    locked = lock_grants([grant.pk])[grant.pk]
+    if locked.voided_at is not None:
+        raise TollgateError(
+            EnforcementErrorCode.GRANT_VOIDED,
+            f"Credit grant {locked.id} is already void.",
+            status=409,
+        )
+    locked.voided_at = db_now()
+    locked.save(update_fields=["voided_at", "updated_at"])
+    ledger_append_control(
+        tenant_id=locked.tenant_id,
+        kind="credit_grant.voided",
+        payload={"grant": locked.id, "remaining": locked.remaining_micros},
+    )
+    return locked
+
+
+__all__ = ["budget_create", "budget_update", "credit_grant_create", "credit_grant_void"]

@@ -1,0 +1,539 @@
+"""The gate: validate, de-duplicate, lock, decide with the pure engine, and write it all at once."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from controlplane.audit.chain import budget_period_chain
+from controlplane.audit.outbox import outbox_enqueue
+from controlplane.audit.services import ledger_append
+from controlplane.core.canonical import canonical_sha256, fingerprint
+from controlplane.core.clock import db_now
+from controlplane.core.errors import TollgateError
+from controlplane.core.money import format_usd
+from controlplane.tenancy.models import ApiKey, Project, Tenant
+from enforcement import engine
+from enforcement.context import compute_context
+from enforcement.errors import EnforcementErrorCode
+from enforcement.metrics import GATE_DECISIONS, GATE_LATENCY
+from enforcement.models import (
+    Budget,
+    BudgetPeriod,
+    CreditGrant,
+    Decision,
+    Reservation,
+    ReservationAllocation,
+    SpendRollup,
+    TenantGateSettings,
+)
+from enforcement.periods import days_left_including_today, period_bounds
+from enforcement.services.locking import lock_candidate_grants, lock_current_periods
+
+log = structlog.get_logger(__name__)
+
+FINGERPRINT_FIELDS = (
+    "source",
+    "project",
+    "environment",
+    "action",
+    "resource",
+    "estimated_cost_usd",
+    "monthly_delta_usd",
+    "hourly_delta_usd",
+    "labels",
+    "requester",
+)
+
+
+@dataclass
+class GateRequest:
+    """A validated gate call (money already in micro-dollars)."""
+
+    source: str
+    idempotency_key: str
+    project: str | None = None
+    environment: str | None = None
+    action: str = ""
+    resource: dict[str, Any] = field(default_factory=dict)
+    estimated_micros: int | None = None
+    monthly_micros: int | None = None
+    hourly_micros: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    requester: str = ""
+    ttl_seconds: int | None = None
+    approval_token: str | None = None
+
+
+@dataclass
+class GateResult:
+    response: dict[str, Any]
+    created: bool
+
+
+def settings_for(tenant: Tenant) -> TenantGateSettings:
+    gate_settings, _ = TenantGateSettings.objects.get_or_create(tenant=tenant)
+    return gate_settings
+
+
+def env_class_of(gate_settings: TenantGateSettings, environment: str) -> str:
+    return "prod" if environment in gate_settings.prod_environments else "nonprod"
+
+
+def mode_for(gate_settings: TenantGateSettings, source: str, env_class: str) -> str:
+    modes = gate_settings.modes.get(source) or gate_settings.modes.get("*") or {}
+    return modes.get(env_class, "hard")
+
+
+def _money(value: int | None) -> str | None:
+    return None if value is None else format_usd(value)
+
+
+def request_fingerprint(req: GateRequest, project: str, environment: str) -> str:
+    """sha256 over the decision-relevant fields (not ttl, token or idempotency key)."""
+    return fingerprint(
+        {
+            "source": req.source,
+            "project": project,
+            "environment": environment,
+            "action": req.action,
+            "resource": req.resource,
+            "estimated_cost_usd": _money(req.estimated_micros),
+            "monthly_delta_usd": _money(req.monthly_micros),
+            "hourly_delta_usd": _money(req.hourly_micros),
+            "labels": req.labels,
+            "requester": req.requester,
+        }
+    )
+
+
+def _resolve_scope(tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> tuple[Project, str]:
+    project_slug = req.project or (api_key.project.slug if api_key and api_key.project_id else None)
+    environment = req.environment or (api_key.environment if api_key else "") or ""
+    errors = []
+    if not project_slug:
+        errors.append({"field": "project", "message": "Required.", "code": "required"})
+    if not environment:
+        errors.append({"field": "environment", "message": "Required.", "code": "required"})
+    if errors:
+        raise TollgateError(
+            "VALIDATION_FAILED",
+            "project and environment are required (or bind them to the API key).",
+            errors=errors,
+        )
+    if api_key is not None:
+        if api_key.project_id and api_key.project.slug != project_slug:
+            raise TollgateError(
+                EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+                f"This API key is bound to project {api_key.project.slug!r}.",
+                remediation="Use a key for this project, or omit `project`.",
+                status=403,
+            )
+        if api_key.environment and api_key.environment != environment:
+            raise TollgateError(
+                EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+                f"This API key is bound to environment {api_key.environment!r}.",
+                remediation="Use a key for this environment, or omit `environment`.",
+                status=403,
+            )
+    project = Project.objects.for_tenant(tenant).filter(slug=project_slug).first()
+    if project is None:
+        raise TollgateError(
+            EnforcementErrorCode.UNKNOWN_PROJECT,
+            f"No project {project_slug!r} in this tenant.",
+            remediation="Create it with POST /api/v1/projects or fix the slug.",
+            errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
+        )
+    return project, environment
+
+
+def _replay(existing: Decision, fp: str) -> GateResult:
+    if existing.fingerprint != fp:
+        raise TollgateError(
+            EnforcementErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "This idempotency key was already used for a different request.",
+            remediation="Use a new idempotency key for a changed request.",
+            status=409,
+            extra={"decision_id": existing.id, "fingerprint": existing.fingerprint},
+        )
+    response = dict(existing.response)
+    response["idempotent_replay"] = True
+    reservation = Reservation.objects.filter(decision_id=existing.id).first()
+    if reservation is not None and response.get("reservation"):
+        response["reservation"] = {**response["reservation"], "state": reservation.state}
+    return GateResult(response=response, created=False)
+
+
+def _find(tenant: Tenant, source: str, key: str) -> Decision | None:
+    return Decision.objects.filter(tenant=tenant, source=source, idempotency_key=key).first()
+
+
+def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> GateResult:
+    """Answer one gate call; replays are free, new decisions are written in one transaction."""
+    started = time.perf_counter()
+    project, environment = _resolve_scope(tenant, api_key, req)
+    fp = request_fingerprint(req, project.slug, environment)
+    existing = _find(tenant, req.source, req.idempotency_key)
+    if existing is not None:
+        return _replay(existing, fp)
+    gate_settings = settings_for(tenant)
+    ttl = req.ttl_seconds if req.ttl_seconds is not None else gate_settings.default_ttl_seconds
+    if not 1 <= ttl <= gate_settings.max_ttl_seconds:
+        raise TollgateError(
+            EnforcementErrorCode.TTL_OUT_OF_RANGE,
+            f"ttl_seconds must be between 1 and {gate_settings.max_ttl_seconds}.",
+            errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
+        )
+    if req.estimated_micros is None and req.monthly_micros is None:
+        raise TollgateError(
+            EnforcementErrorCode.COST_REQUIRED,
+            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
+            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
+        )
+    try:
+        with transaction.atomic():
+            result = _decide_locked(
+                tenant=tenant,
+                project=project,
+                environment=environment,
+                req=req,
+                fp=fp,
+                ttl=ttl,
+                gate_settings=gate_settings,
+            )
+    except IntegrityError:
+        # A concurrent call with the same idempotency key won the insert: answer as a replay.
+        existing = _find(tenant, req.source, req.idempotency_key)
+        if existing is None:
+            raise
+        return _replay(existing, fp)
+    body = result.response
+    GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
+    GATE_LATENCY.observe(time.perf_counter() - started)
+    log.info(
+        "gate_decision",
+        decision=body["decision_id"],
+        outcome=body["outcome"],
+        reason_code=body["reason_code"],
+        mode=body["mode"],
+        project=project.slug,
+        environment=environment,
+    )
+    return result
+
+
+def _covering_budgets(tenant: Tenant, project: Project, environment: str) -> list[Budget]:
+    scope = (
+        Q(project__isnull=True)
+        | Q(project=project, environment="")
+        | Q(project=project, environment=environment)
+    )
+    budgets = list(Budget.objects.filter(tenant=tenant).filter(scope))
+    # Report stages from the widest scope to the narrowest, deterministically.
+    return sorted(budgets, key=lambda b: (b.project_id is not None, bool(b.environment), b.id))
+
+
+def _amount(req: GateRequest, today, period: str = "monthly") -> int:
+    if req.estimated_micros is not None:
+        return req.estimated_micros
+    days, left = days_left_including_today(period, today)
+    return engine.prorate_monthly(req.monthly_micros, days_in_period=days, days_left=left)
+
+
+def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings) -> GateResult:
+    now = db_now()
+    today = now.date()
+    budgets = _covering_budgets(tenant, project, environment)
+    keys = []
+    missing = []
+    for budget in budgets:
+        start, end = period_bounds(budget.period, today)
+        keys.append((budget.id, start))
+        missing.append(
+            BudgetPeriod(
+                budget=budget,
+                tenant=tenant,
+                period_start=start,
+                period_end=end,
+                limit_micros=budget.limit_micros,
+            )
+        )
+    if missing:
+        BudgetPeriod.objects.bulk_create(missing, ignore_conflicts=True)
+    periods = {p.budget_id: p for p in lock_current_periods(keys)}
+    ordered_periods = [periods[b.id] for b in budgets]
+
+    amount = _amount(req, today)
+    env_class = env_class_of(gate_settings, environment)
+    mode = mode_for(gate_settings, req.source, env_class)
+    capacity = min((max(p.available_micros, 0) for p in ordered_periods), default=None)
+    needs_credits = capacity is not None and amount > capacity
+    grants: list[CreditGrant] = []
+    if needs_credits and mode == "hard":
+        grants = lock_candidate_grants(tenant_id=tenant.id, now=now)
+    elif needs_credits:  # shadow/soft never draw credits: read them only to explain
+        grants = list(
+            CreditGrant.objects.filter(
+                tenant=tenant, voided_at__isnull=True, remaining_micros__gt=0, effective_at__lte=now
+            ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        )
+
+    outcome = engine.decide(
+        engine.DecisionRequest(
+            amount=amount,
+            source=req.source,
+            environment=environment,
+            env_class=engine.EnvClass(env_class),
+            project=project.slug,
+        ),
+        engine.EffectiveSettings(
+            mode=engine.Mode(mode),
+            approval_threshold=gate_settings.approval_threshold_micros,
+            plan_ceiling=gate_settings.plan_ceiling_micros,
+            enterprise_ceiling=gate_settings.enterprise_ceiling_micros,
+            unbudgeted=gate_settings.unbudgeted,
+            policy_outcome=None,
+        ),
+        engine.Snapshot(
+            budgets=tuple(
+                engine.BudgetSnap(
+                    ref=p.id, limit=p.limit_micros, reserved=p.reserved_micros, spent=p.spent_micros
+                )
+                for p in ordered_periods
+            ),
+            grants=tuple(
+                engine.GrantSnap(
+                    ref=g.id,
+                    pool=g.pool,
+                    remaining=g.remaining_micros,
+                    priority=g.priority,
+                    expires_at=g.expires_at,
+                    created_at=g.created_at,
+                )
+                for g in grants
+            ),
+        ),
+    )
+    context = _context(tenant, project, environment, today, ordered_periods, budgets)
+    period_by_id = {p.id: p for p in ordered_periods}
+    budget_of_period = {p.id: p.budget_id for p in ordered_periods}
+
+    decision = Decision(
+        tenant=tenant,
+        source=req.source,
+        idempotency_key=req.idempotency_key,
+        fingerprint=fp,
+        project=project,
+        environment=environment,
+        outcome=str(outcome.outcome),
+        evaluated_outcome=str(outcome.evaluated_outcome),
+        mode=mode,
+        enforced=outcome.enforced,
+        reason_code=outcome.reason_code,
+        amount_micros=amount,
+        request=_request_record(req, project.slug, environment),
+        response={},
+        waterfall=[],
+        context=context,
+        policy_version=None,
+        policy_sha256=_settings_sha(gate_settings),
+        created_at=now,
+    )
+    reservation = None
+    allocations: list[ReservationAllocation] = []
+    if outcome.draws:
+        reservation = Reservation(
+            tenant=tenant,
+            decision=decision,
+            amount_micros=amount,
+            expires_at=now + timedelta(seconds=ttl),
+            created_at=now,
+        )
+        for position, draw in enumerate(outcome.draws):
+            allocations.append(
+                ReservationAllocation(
+                    reservation=reservation,
+                    budget_period_id=draw.ref if draw.kind == "budget" else None,
+                    credit_grant_id=draw.ref if draw.kind == "credit" else None,
+                    amount_micros=draw.amount,
+                    position=position,
+                )
+            )
+    waterfall = [
+        {
+            "stage": str(stage.stage),
+            "ref": budget_of_period.get(stage.ref, stage.ref),
+            "period_id": stage.ref if stage.ref in period_by_id else None,
+            "passed": stage.passed,
+            "headroom_usd": _money(stage.headroom),
+            "drawn_usd": format_usd(stage.drawn),
+        }
+        for stage in outcome.stages
+    ]
+    response = {
+        "decision_id": decision.id,
+        "outcome": str(outcome.outcome),
+        "evaluated_outcome": str(outcome.evaluated_outcome),
+        "mode": mode,
+        "enforced": outcome.enforced,
+        "breach": outcome.breach,
+        "reason_code": outcome.reason_code,
+        "message": outcome.message,
+        "remediation": outcome.remediation,
+        "fingerprint": fp,
+        "idempotent_replay": False,
+        "amount_usd": format_usd(amount),
+        "project": project.slug,
+        "environment": environment,
+        "reservation": _reservation_body(reservation, allocations, budget_of_period),
+        "approval": None,
+        "waterfall": waterfall,
+        "context": context,
+        "policy": {"version": None, "sha256": decision.policy_sha256},
+        "fail_open": False,
+        "created_at": now.isoformat(),
+    }
+    decision.response = response
+    decision.waterfall = waterfall
+    decision.save(force_insert=True)
+    if reservation is not None:
+        reservation.save(force_insert=True)
+        ReservationAllocation.objects.bulk_create(allocations)
+    _apply_draws(outcome.draws)
+    _ledger_decision(tenant, decision, outcome, ordered_periods, project, environment)
+    outbox_enqueue(
+        tenant_id=tenant.id,
+        event_type="decision.created",
+        payload={
+            "decision_id": decision.id,
+            "outcome": response["outcome"],
+            "reason_code": response["reason_code"],
+            "mode": mode,
+            "project": project.slug,
+            "environment": environment,
+            "amount_usd": response["amount_usd"],
+            "reservation_id": reservation.id if reservation else None,
+        },
+    )
+    return GateResult(response=response, created=True)
+
+
+def _apply_draws(draws) -> None:
+    from django.db.models import F
+
+    for draw in draws:
+        if draw.kind == "budget":
+            BudgetPeriod.objects.filter(pk=draw.ref).update(
+                reserved_micros=F("reserved_micros") + draw.amount
+            )
+        else:
+            CreditGrant.objects.filter(pk=draw.ref).update(
+                remaining_micros=F("remaining_micros") - draw.amount
+            )
+
+
+def _ledger_decision(tenant, decision, outcome, periods, project, environment) -> None:
+    """One entry per covering budget period chain (already locked), else the scope chain."""
+    drawn = {d.ref: d.amount for d in outcome.draws}
+    credits = [{"grant": d.ref, "amount": d.amount} for d in outcome.draws if d.kind == "credit"]
+    base = {
+        "decision": decision.id,
+        "outcome": decision.outcome,
+        "reason_code": decision.reason_code,
+        "mode": decision.mode,
+        "amount": decision.amount_micros,
+        "credits": credits,
+    }
+    if not periods:
+        ledger_append(
+            tenant_id=tenant.id,
+            chain=f"scope:{project.id}:{environment}",
+            kind="decision.recorded",
+            payload=base,
+        )
+        return
+    for period in periods:
+        ledger_append(
+            tenant_id=tenant.id,
+            chain=budget_period_chain(period.id),
+            kind="decision.recorded",
+            payload={**base, "reserved_delta": drawn.get(period.id, 0)},
+        )
+
+
+def _context(tenant, project, environment, today, periods, budgets) -> dict:
+    month_start, month_end = period_bounds("monthly", today)
+    rows = SpendRollup.objects.filter(
+        tenant=tenant,
+        project=project,
+        environment=environment,
+        day__gte=month_start,
+        day__lte=today,
+    ).values_list("day", "spent_micros")
+    tightest = min(periods, key=lambda p: (p.available_micros, p.id), default=None)
+    ctx = compute_context(
+        daily_spend=dict(rows),
+        period_start=month_start,
+        period_end=month_end,
+        today=today,
+        budget_limit=tightest.limit_micros if tightest else None,
+        pending=tightest.reserved_micros if tightest else 0,
+    )
+    return ctx.to_dict()
+
+
+def _request_record(req: GateRequest, project: str, environment: str) -> dict:
+    return {
+        "source": req.source,
+        "project": project,
+        "environment": environment,
+        "action": req.action,
+        "resource": req.resource,
+        "estimated_cost_usd": _money(req.estimated_micros),
+        "monthly_delta_usd": _money(req.monthly_micros),
+        "hourly_delta_usd": _money(req.hourly_micros),
+        "labels": req.labels,
+        "requester": req.requester,
+        "ttl_seconds": req.ttl_seconds,
+        "idempotency_key": req.idempotency_key,
+    }
+
+
+def _settings_sha(gate_settings: TenantGateSettings) -> str:
+    return canonical_sha256(
+        {
+            "prod_environments": gate_settings.prod_environments,
+            "modes": gate_settings.modes,
+            "fail_modes": gate_settings.fail_modes,
+            "approval_threshold": gate_settings.approval_threshold_micros,
+            "plan_ceiling": gate_settings.plan_ceiling_micros,
+            "enterprise_ceiling": gate_settings.enterprise_ceiling_micros,
+            "unbudgeted": gate_settings.unbudgeted,
+        }
+    )
+
+
+def _reservation_body(reservation, allocations, budget_of_period) -> dict | None:
+    if reservation is None:
+        return None
+    return {
+        "id": reservation.id,
+        "amount_usd": format_usd(reservation.amount_micros),
+        "state": reservation.state,
+        "expires_at": reservation.expires_at.isoformat(),
+        "allocations": [
+            {
+                "kind": a.kind,
+                "ref": budget_of_period.get(a.ref, a.ref),
+                "period_id": a.budget_period_id,
+                "amount_usd": format_usd(a.amount_micros),
+            }
+            for a in allocations
+        ],
+    }
