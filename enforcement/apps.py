@@ -6,4 +6,9 @@ class EnforcementConfig(AppConfig):
     verbose_name = "Enforcement"
 
     def ready(self) -> None:
+        from controlplane.tenancy.management.commands.seed_demo import SEED_DEMO_HOOKS
         from enforcement import scopes  # noqa: F401 - registers the app's API key scopes
+        from enforcement.demo import seed_enforcement_demo
+
+        if seed_enforcement_demo not in SEED_DEMO_HOOKS:
+            SEED_DEMO_HOOKS.append(seed_enforcement_demo)

@@ -43,8 +43,13 @@ class Budget(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["tenant", "project", "environment", "period"],
+                condition=Q(project__isnull=False),
                 name="budget_scope_unique",
-                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "period"],
+                condition=Q(project__isnull=True),
+                name="budget_tenant_scope_unique",
             ),
         ]
 

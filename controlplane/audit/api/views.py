@@ -30,10 +30,6 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         fields = ["id", "chain", "seq", "kind", "payload", "prev_hash", "hash", "recorded_at"]
 
 
-def _entries(view):
-    return LedgerEntry.objects.filter(tenant_id=view.tenant.id)
-
-
 def _time_param(request, name):
     raw = request.query_params.get(name)
     if not raw:
@@ -49,11 +45,9 @@ def _time_param(request, name):
 
 
 class LedgerListView(TenantScopedAPIView):
+    model = LedgerEntry
     required_scopes = {"GET": LEDGER_READ}
     serializer_class = LedgerEntrySerializer
-
-    def get_queryset(self):
-        return _entries(self)
 
     @extend_schema(
         operation_id="ledger_list",
@@ -82,6 +76,7 @@ class LedgerVerifyView(TenantScopedAPIView):
 
 
 class LedgerExportView(TenantScopedAPIView):
+    model = LedgerEntry
     required_scopes = {"GET": LEDGER_READ}
 
     @extend_schema(

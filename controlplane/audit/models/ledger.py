@@ -6,13 +6,14 @@ from django.db import models
 from django.db.models import Q
 
 from controlplane.core.ids import id_factory
+from controlplane.tenancy.models import TenantScopedQuerySet
 
 
 class AppendOnlyError(Exception):
     """Raised when code tries to change or delete a ledger row."""
 
 
-class AppendOnlyQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(TenantScopedQuerySet):
     def update(self, **kwargs):
         raise AppendOnlyError("Ledger entries are append-only.")
 
