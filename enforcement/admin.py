@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+
+import yaml
+from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
@@ -12,12 +17,13 @@ from enforcement.models import (
     BudgetPeriod,
     CreditGrant,
     Decision,
+    Policy,
     Reservation,
     ReservationAllocation,
-    TenantGateSettings,
 )
 from enforcement.periods import period_bounds
 from enforcement.services import budgets as budget_services
+from enforcement.services import policies as policy_services
 from enforcement.services import reservations as reservation_services
 
 
@@ -228,6 +234,135 @@ class ReservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 self.message_user(request, f"{reservation.id}: {exc.message}", messages.WARNING)
 
 
-@admin.register(TenantGateSettings)
-class TenantGateSettingsAdmin(admin.ModelAdmin):
-    list_display = ["tenant", "unbudgeted", "approval_threshold_micros", "updated_at"]
+def _yaml(document: dict) -> str:
+    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
+
+
+class PolicyDraftForm(forms.ModelForm):
+    """Adding a policy in the admin creates a draft through the service (validated like the API)."""
+
+    source_text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 30, "cols": 100, "style": "font-family: monospace"}),
+        label="Policy document (YAML or JSON)",
+    )
+
+    class Meta:
+        model = Policy
+        fields = ["tenant", "source_text"]
+
+    def clean(self):
+        cleaned = super().clean()
+        text = cleaned.get("source_text")
+        if text:
+            try:
+                policy_services.validate_policy_input(text=text)
+            except TollgateError as exc:
+                for error in exc.errors or []:
+                    line = f" (line {error['line']})" if error.get("line") else ""
+                    self.add_error(
+                        "source_text", f"{error['field'] or '(document)'}{line}: {error['message']}"
+                    )
+        return cleaned
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "tenant",
+        "version",
+        "state",
+        "short_sha",
+        "description",
+        "created_at",
+        "published_at",
+    ]
+    list_filter = ["state", "tenant"]
+    search_fields = ["id", "sha256", "tenant__slug", "description"]
+    list_select_related = ["tenant"]
+    actions = ["publish"]
+    readonly_fields = [
+        "id",
+        "tenant",
+        "version",
+        "state",
+        "sha256",
+        "description",
+        "rolled_back_from",
+        "warnings",
+        "created_by",
+        "created_at",
+        "published_by",
+        "published_at",
+        "retired_at",
+        "document_yaml",
+        "diff_to_previous",
+    ]
+    exclude = ["document", "source_text", "source_format"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = PolicyDraftForm
+            kwargs["fields"] = ["tenant", "source_text"]
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_exclude(self, request, obj=None):
+        return self.exclude if obj is not None else []
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None  # versions are immutable: the detail page is read-only
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        created = policy_services.policy_create_draft(
+            tenant=form.cleaned_data["tenant"],
+            text=form.cleaned_data["source_text"],
+            created_by=f"admin:{request.user.get_username()}",
+        )
+        obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
+        obj._state.adding = False
+
+    @admin.display(description="sha256")
+    def short_sha(self, obj):
+        return obj.sha256[:12]
+
+    @admin.display(description="document (normalised)")
+    def document_yaml(self, obj):
+        return format_html("<pre>{}</pre>", _yaml(obj.document))
+
+    @admin.display(description="diff to previous version")
+    def diff_to_previous(self, obj):
+        previous = (
+            Policy.objects.filter(tenant_id=obj.tenant_id, version__lt=obj.version)
+            .order_by("-version")
+            .first()
+        )
+        if previous is None:
+            return "(first version)"
+        diff = difflib.unified_diff(
+            _yaml(previous.document).splitlines(),
+            _yaml(obj.document).splitlines(),
+            fromfile=f"v{previous.version}",
+            tofile=f"v{obj.version}",
+            lineterm="",
+        )
+        return format_html("<pre>{}</pre>", "\n".join(diff) or "(no change)")
+
+    @admin.action(description="Publish selected version (a retired one is rolled back to)")
+    def publish(self, request, queryset):
+        for policy in queryset:
+            try:
+                published = policy_services.policy_publish(
+                    tenant=policy.tenant,
+                    version=policy.version,
+                    published_by=f"admin:{request.user.get_username()}",
+                )
+                self.message_user(
+                    request, f"{policy.tenant.slug}: version {published.version} is published."
+                )
+            except TollgateError as exc:
+                self.message_user(request, f"v{policy.version}: {exc.message}", messages.WARNING)

@@ -7,8 +7,12 @@ class EnforcementConfig(AppConfig):
 
     def ready(self) -> None:
         from controlplane.tenancy.management.commands.seed_demo import SEED_DEMO_HOOKS
+        from controlplane.tenancy.services import TENANT_CREATED_HOOKS
         from enforcement import scopes  # noqa: F401 - registers the app's API key scopes
         from enforcement.demo import seed_enforcement_demo
+        from enforcement.services.policies import policy_create_default
 
         if seed_enforcement_demo not in SEED_DEMO_HOOKS:
             SEED_DEMO_HOOKS.append(seed_enforcement_demo)
+        if policy_create_default not in TENANT_CREATED_HOOKS:
+            TENANT_CREATED_HOOKS.append(policy_create_default)

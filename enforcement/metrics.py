@@ -26,3 +26,8 @@ INVARIANT_VIOLATIONS = Counter(
     "budget_invariant_violations_total",
     "Commits above the reserved amount (money spent beyond the hold).",
 )
+POLICY_RULE_ERRORS = Counter(
+    "policy_rule_errors_total",
+    "Policy rules that failed at run time (the fail mode answered).",
+    ["rule_id"],
+)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from enforcement.api import views
+from enforcement.api import policies, views
 
 urlpatterns = [
     path("gate/decisions", views.GateDecisionView.as_view(), name="gate-decisions"),
@@ -25,6 +25,15 @@ urlpatterns = [
     path("reconciliations", views.ReconciliationView.as_view(), name="reconciliations"),
     path("budgets", views.BudgetListView.as_view(), name="budget-list"),
     path("budgets/<str:id>", views.BudgetDetailView.as_view(), name="budget-detail"),
+    path("policies", policies.PolicyListView.as_view(), name="policy-list"),
+    path("policies/schema", policies.PolicySchemaView.as_view(), name="policy-schema"),
+    path("policies/simulate", policies.PolicySimulateView.as_view(), name="policy-simulate"),
+    path("policies/<int:version>", policies.PolicyDetailView.as_view(), name="policy-detail"),
+    path(
+        "policies/<int:version>/publish",
+        policies.PolicyPublishView.as_view(),
+        name="policy-publish",
+    ),
     path("credit-grants", views.CreditGrantListView.as_view(), name="credit-grant-list"),
     path(
         "credit-grants/<str:id>/void", views.CreditGrantVoidView.as_view(), name="credit-grant-void"

@@ -22,7 +22,8 @@ from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Rese
 from enforcement.periods import period_bounds
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import GateRequest, env_class_of, gate_decide, settings_for
+from enforcement.services.gate import CannotDecide, GateRequest, gate_decide
+from enforcement.services.policies import active_policy, last_known_policy
 
 log = structlog.get_logger(__name__)
 
@@ -78,50 +79,60 @@ class GateDecisionView(TenantScopedAPIView):
             result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
         except IntegrityError:
             raise
+        except CannotDecide as exc:
+            return self._cannot_decide(gate_request, exc.cause, exc.detail)
         except DatabaseError as exc:
-            return self._cannot_decide(gate_request, exc)
+            return self._cannot_decide(gate_request, "database", type(exc).__name__)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(result.response, status=code)
 
-    def _cannot_decide(self, gate_request: GateRequest, exc: Exception) -> Response:
-        """The database failed mid-decision: nothing was written; the fail mode answers."""
-        log.error("gate_cannot_decide", error=type(exc).__name__)
-        try:
-            gate_settings = settings_for(self.tenant)
-            env_class = env_class_of(gate_settings, gate_request.environment or "")
-            fail_mode = gate_settings.fail_modes.get(env_class, "closed")
-        except DatabaseError:
-            env_class = (
-                "prod" if (gate_request.environment or "") in ("prod", "production") else "nonprod"
-            )
-            fail_mode = "closed" if env_class == "prod" else "open"
+    def _cannot_decide(self, gate_request: GateRequest, cause: str, detail: str) -> Response:
+        """No decision could be made (database down or deadline passed); nothing was written.
+
+        The fail mode of the environment class answers, from the last policy this process saw
+        for the tenant (no database access on this path).
+        """
+        log.error("gate_cannot_decide", cause=cause, detail=detail)
+        policy = last_known_policy(self.tenant.id)
+        env_class = policy.env_class(gate_request.environment or "")
+        fail_mode = policy.fail_mode(env_class)
+        why = (
+            "the database is unavailable"
+            if cause == "database"
+            else f"the {policy.deadline_ms} ms decision deadline passed"
+        )
         if fail_mode == "open":
             GATE_FAIL_OPEN.inc()
             return Response(
                 {
                     "decision_id": None,
                     "outcome": "ALLOW",
-                    "mode": "hard",
+                    "evaluated_outcome": None,
+                    "mode": policy.mode(gate_request.source, env_class),
                     "enforced": False,
+                    "breach": False,
                     "reason_code": "FAIL_OPEN",
-                    "message": "Tollgate could not decide (database unavailable); "
-                    f"the {env_class} fail mode is open, so this is allowed and flagged.",
-                    "remediation": "Nothing was reserved; re-gate when Tollgate is healthy.",
+                    "message": f"Tollgate could not decide ({why}); the {env_class} fail mode "
+                    "is open, so this is allowed and flagged.",
+                    "remediation": "Nothing was reserved or recorded; re-gate when Tollgate is "
+                    "healthy.",
                     "reservation": None,
                     "approval": None,
                     "waterfall": [],
+                    "policy": {"version": policy.version, "sha256": policy.sha256},
                     "fail_open": True,
+                    "fail_cause": cause,
                 },
                 status=status.HTTP_200_OK,
             )
         GATE_FAIL_CLOSED.inc()
         raise TollgateError(
             EnforcementErrorCode.GATE_UNAVAILABLE,
-            f"Tollgate could not decide (database unavailable); the {env_class} fail mode is closed.",
+            f"Tollgate could not decide ({why}); the {env_class} fail mode is closed.",
             remediation="Retry with the same Idempotency-Key; nothing was reserved.",
             status=503,
             headers={"Retry-After": "5"},
-            extra={"fail_open": False},
+            extra={"fail_open": False, "fail_cause": cause},
         )
 
 
@@ -235,7 +246,7 @@ class ReservationExtendView(TenantScopedAPIView):
         reservation = reservation_services.reservation_extend(
             reservation_id=reservation.id,
             ttl_seconds=body.validated_data["ttl_seconds"],
-            max_ttl_seconds=settings_for(self.tenant).max_ttl_seconds,
+            max_ttl_seconds=active_policy(self.tenant.id).max_ttl_seconds,
         )
         return Response(s.ReservationSerializer(reservation).data)
 

@@ -37,6 +37,11 @@ class Decision(models.Model):
     policy_version = models.IntegerField(null=True, blank=True)
     policy_sha256 = models.CharField(max_length=64, blank=True, default="")
     fail_open = models.BooleanField(default=False)
+    snapshot = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The locked balances the decision saw (budgets, grants read), for simulation.",
+    )
     created_at = models.DateTimeField()
 
     objects = TenantScopedQuerySet.as_manager()

@@ -8,13 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 
 from controlplane.audit.chain import budget_period_chain
 from controlplane.audit.outbox import outbox_enqueue
 from controlplane.audit.services import ledger_append
-from controlplane.core.canonical import canonical_sha256, fingerprint
+from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
@@ -22,7 +22,13 @@ from controlplane.tenancy.models import ApiKey, Project, Tenant
 from enforcement import engine
 from enforcement.context import compute_context
 from enforcement.errors import EnforcementErrorCode
-from enforcement.metrics import GATE_DECISIONS, GATE_LATENCY
+from enforcement.metrics import (
+    GATE_DECISIONS,
+    GATE_FAIL_CLOSED,
+    GATE_FAIL_OPEN,
+    GATE_LATENCY,
+    POLICY_RULE_ERRORS,
+)
 from enforcement.models import (
     Budget,
     BudgetPeriod,
@@ -31,10 +37,12 @@ from enforcement.models import (
     Reservation,
     ReservationAllocation,
     SpendRollup,
-    TenantGateSettings,
 )
 from enforcement.periods import days_left_including_today, period_bounds
+from enforcement.policy.compiled import CompiledPolicy
+from enforcement.policy.evaluate import evaluate, snapshot_to_dict
 from enforcement.services.locking import lock_candidate_grants, lock_current_periods
+from enforcement.services.policies import active_policy
 
 log = structlog.get_logger(__name__)
 
@@ -77,18 +85,30 @@ class GateResult:
     created: bool
 
 
-def settings_for(tenant: Tenant) -> TenantGateSettings:
-    gate_settings, _ = TenantGateSettings.objects.get_or_create(tenant=tenant)
-    return gate_settings
+class CannotDecide(Exception):
+    """The decision could not be made (database failure or deadline): the fail mode answers.
+
+    Raised after the transaction rolled back, so nothing of the decision was written.
+    """
+
+    def __init__(self, cause: str, detail: str = "") -> None:
+        super().__init__(f"{cause}: {detail}" if detail else cause)
+        self.cause = cause  # "database" | "deadline"
+        self.detail = detail
 
 
-def env_class_of(gate_settings: TenantGateSettings, environment: str) -> str:
-    return "prod" if environment in gate_settings.prod_environments else "nonprod"
+def _is_timeout(exc: BaseException) -> bool:
+    """A PostgreSQL lock_timeout / statement_timeout cancellation (SQLSTATE 55P03 / 57014)."""
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in ("55P03", "57014")
 
 
-def mode_for(gate_settings: TenantGateSettings, source: str, env_class: str) -> str:
-    modes = gate_settings.modes.get(source) or gate_settings.modes.get("*") or {}
-    return modes.get(env_class, "hard")
+def _set_deadline(policy: CompiledPolicy) -> None:
+    """Bound lock waits and statements by the policy's decision deadline (PostgreSQL only)."""
+    if connection.vendor == "postgresql":
+        ms = int(policy.deadline_ms)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}")
 
 
 def _money(value: int | None) -> str | None:
@@ -182,12 +202,12 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     existing = _find(tenant, req.source, req.idempotency_key)
     if existing is not None:
         return _replay(existing, fp)
-    gate_settings = settings_for(tenant)
-    ttl = req.ttl_seconds if req.ttl_seconds is not None else gate_settings.default_ttl_seconds
-    if not 1 <= ttl <= gate_settings.max_ttl_seconds:
+    policy = active_policy(tenant.id)
+    ttl = req.ttl_seconds if req.ttl_seconds is not None else policy.default_ttl_seconds
+    if not 1 <= ttl <= policy.max_ttl_seconds:
         raise TollgateError(
             EnforcementErrorCode.TTL_OUT_OF_RANGE,
-            f"ttl_seconds must be between 1 and {gate_settings.max_ttl_seconds}.",
+            f"ttl_seconds must be between 1 and {policy.max_ttl_seconds} (policy).",
             errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
         )
     if req.estimated_micros is None and req.monthly_micros is None:
@@ -196,8 +216,10 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
             "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
             errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
         )
+    deadline = started + policy.deadline_ms / 1000
     try:
         with transaction.atomic():
+            _set_deadline(policy)
             result = _decide_locked(
                 tenant=tenant,
                 project=project,
@@ -205,7 +227,8 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 req=req,
                 fp=fp,
                 ttl=ttl,
-                gate_settings=gate_settings,
+                policy=policy,
+                deadline=deadline,
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the insert: answer as a replay.
@@ -213,6 +236,12 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
         if existing is None:
             raise
         return _replay(existing, fp)
+    except DatabaseError as exc:
+        if _is_timeout(exc):
+            raise CannotDecide(
+                "deadline", f"a lock or statement exceeded {policy.deadline_ms} ms"
+            ) from exc
+        raise CannotDecide("database", type(exc).__name__) from exc
     body = result.response
     GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
     GATE_LATENCY.observe(time.perf_counter() - started)
@@ -246,7 +275,7 @@ def _amount(req: GateRequest, today, period: str = "monthly") -> int:
     return engine.prorate_monthly(req.monthly_micros, days_in_period=days, days_left=left)
 
 
-def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings) -> GateResult:
+def _decide_locked(*, tenant, project, environment, req, fp, ttl, policy, deadline) -> GateResult:
     now = db_now()
     today = now.date()
     budgets = _covering_budgets(tenant, project, environment)
@@ -270,10 +299,12 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
     ordered_periods = [periods[b.id] for b in budgets]
 
     amount = _amount(req, today)
-    env_class = env_class_of(gate_settings, environment)
-    mode = mode_for(gate_settings, req.source, env_class)
+    env_class = policy.env_class(environment)
+    mode = policy.mode(req.source, env_class)
     capacity = min((max(p.available_micros, 0) for p in ordered_periods), default=None)
-    needs_credits = capacity is not None and amount > capacity
+    needs_credits = (capacity is not None and amount > capacity) or any(
+        rule.then == "allow_with_credits_only" for rule in policy.rules
+    )
     grants: list[CreditGrant] = []
     if needs_credits and mode == "hard":
         grants = lock_candidate_grants(tenant_id=tenant.id, now=now)
@@ -284,43 +315,48 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
             ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         )
 
-    outcome = engine.decide(
-        engine.DecisionRequest(
+    snapshot = engine.Snapshot(
+        budgets=tuple(
+            engine.BudgetSnap(
+                ref=p.id, limit=p.limit_micros, reserved=p.reserved_micros, spent=p.spent_micros
+            )
+            for p in ordered_periods
+        ),
+        grants=tuple(
+            engine.GrantSnap(
+                ref=g.id,
+                pool=g.pool,
+                remaining=g.remaining_micros,
+                priority=g.priority,
+                expires_at=g.expires_at,
+                created_at=g.created_at,
+            )
+            for g in grants
+        ),
+    )
+    context = _context(tenant, project, environment, today, ordered_periods, budgets)
+    record = _request_record(req, project.slug, environment)
+    evaluation = evaluate(
+        policy,
+        request=engine.DecisionRequest(
             amount=amount,
             source=req.source,
             environment=environment,
             env_class=engine.EnvClass(env_class),
             project=project.slug,
         ),
-        engine.EffectiveSettings(
-            mode=engine.Mode(mode),
-            approval_threshold=gate_settings.approval_threshold_micros,
-            plan_ceiling=gate_settings.plan_ceiling_micros,
-            enterprise_ceiling=gate_settings.enterprise_ceiling_micros,
-            unbudgeted=gate_settings.unbudgeted,
-            policy_outcome=None,
-        ),
-        engine.Snapshot(
-            budgets=tuple(
-                engine.BudgetSnap(
-                    ref=p.id, limit=p.limit_micros, reserved=p.reserved_micros, spent=p.spent_micros
-                )
-                for p in ordered_periods
-            ),
-            grants=tuple(
-                engine.GrantSnap(
-                    ref=g.id,
-                    pool=g.pool,
-                    remaining=g.remaining_micros,
-                    priority=g.priority,
-                    expires_at=g.expires_at,
-                    created_at=g.created_at,
-                )
-                for g in grants
-            ),
-        ),
+        record=record,
+        snapshot=snapshot,
+        context=context,
     )
-    context = _context(tenant, project, environment, today, ordered_periods, budgets)
+    outcome = evaluation.outcome
+    if time.perf_counter() > deadline:
+        raise CannotDecide("deadline", f"evaluation exceeded {policy.deadline_ms} ms")
+    if evaluation.rule_errors:
+        for error in evaluation.rule_errors:
+            POLICY_RULE_ERRORS.labels(rule_id=error["rule_id"]).inc()
+            log.warning("policy_rule_error", tenant=tenant.id, **error)
+        (GATE_FAIL_OPEN if evaluation.fail_open else GATE_FAIL_CLOSED).inc()
     period_by_id = {p.id: p for p in ordered_periods}
     budget_of_period = {p.id: p.budget_id for p in ordered_periods}
 
@@ -337,12 +373,14 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
         enforced=outcome.enforced,
         reason_code=outcome.reason_code,
         amount_micros=amount,
-        request=_request_record(req, project.slug, environment),
+        request=record,
         response={},
         waterfall=[],
         context=context,
-        policy_version=None,
-        policy_sha256=_settings_sha(gate_settings),
+        policy_version=policy.version,
+        policy_sha256=policy.sha256,
+        fail_open=evaluation.fail_open,
+        snapshot=snapshot_to_dict(snapshot),
         created_at=now,
     )
     reservation = None
@@ -395,8 +433,10 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
         "approval": None,
         "waterfall": waterfall,
         "context": context,
-        "policy": {"version": None, "sha256": decision.policy_sha256},
-        "fail_open": False,
+        "rule_errors": list(evaluation.rule_errors),
+        "rule_id": outcome.rule_id,
+        "policy": {"version": policy.version, "sha256": policy.sha256},
+        "fail_open": evaluation.fail_open,
         "created_at": now.isoformat(),
     }
     decision.response = response
@@ -503,20 +543,6 @@ def _request_record(req: GateRequest, project: str, environment: str) -> dict:
         "ttl_seconds": req.ttl_seconds,
         "idempotency_key": req.idempotency_key,
     }
-
-
-def _settings_sha(gate_settings: TenantGateSettings) -> str:
-    return canonical_sha256(
-        {
-            "prod_environments": gate_settings.prod_environments,
-            "modes": gate_settings.modes,
-            "fail_modes": gate_settings.fail_modes,
-            "approval_threshold": gate_settings.approval_threshold_micros,
-            "plan_ceiling": gate_settings.plan_ceiling_micros,
-            "enterprise_ceiling": gate_settings.enterprise_ceiling_micros,
-            "unbudgeted": gate_settings.unbudgeted,
-        }
-    )
 
 
 def _reservation_body(reservation, allocations, budget_of_period) -> dict | None:

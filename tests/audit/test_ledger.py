@@ -41,9 +41,9 @@ def test_services_write_the_control_chain(tenant):
     kinds = list(
         LedgerEntry.objects.filter(chain=control_chain(tenant.id)).values_list("kind", flat=True)
     )
-    assert kinds == ["tenant.created", "api_key.issued"]
+    assert kinds == ["tenant.created", "policy.published", "api_key.issued"]
     report = verify_ledger(tenant_id=tenant.id)
-    assert report.ok and report.entries_checked == 2
+    assert report.ok and report.entries_checked == 3
 
 
 def test_chain_links_each_entry_to_the_previous(tenant):

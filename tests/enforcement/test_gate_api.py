@@ -10,6 +10,7 @@ from controlplane.audit.verify import verify_ledger
 from enforcement.models import BudgetPeriod, CreditGrant, Decision
 from tests import factories
 from tests.api_contracts import IsolationCase, TenantIsolationContract, assert_problem
+from tests.enforcement.helpers import set_gate_settings
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/gate/decisions"
@@ -164,12 +165,8 @@ def test_gate_needs_the_gate_scope(api_client, tenant, payments):
 
 
 def test_soft_and_shadow_modes(client_a, tenant, payments):
-    from enforcement.models import TenantGateSettings
-
     budget = factories.make_budget(tenant, "100.00", project=payments)
-    TenantGateSettings.objects.update_or_create(
-        tenant=tenant, defaults={"modes": {"*": {"prod": "soft", "nonprod": "shadow"}}}
-    )
+    set_gate_settings(tenant, modes={"*": {"prod": "soft", "nonprod": "shadow"}})
     soft = gate(client_a, estimated_cost_usd="150.00").json()
     assert soft["outcome"] == "ALLOW" and soft["evaluated_outcome"] == "DENY"
     assert soft["enforced"] is False and soft["breach"] is True
@@ -183,12 +180,8 @@ def test_soft_and_shadow_modes(client_a, tenant, payments):
 
 
 def test_approval_threshold_holds_the_money(client_a, tenant, payments):
-    from enforcement.models import TenantGateSettings
-
     budget = factories.make_budget(tenant, "1000.00", project=payments)
-    TenantGateSettings.objects.update_or_create(
-        tenant=tenant, defaults={"approval_threshold_micros": 100_000_000}
-    )
+    set_gate_settings(tenant, approval_threshold_micros=100_000_000)
     body = gate(client_a, estimated_cost_usd="150.00").json()
     assert body["outcome"] == "REQUIRE_APPROVAL" and body["reservation"]["state"] == "pending"
     assert period_of(budget).reserved_micros == 150_000_000

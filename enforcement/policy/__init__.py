@@ -1,0 +1,1 @@
+"""Policy as code: versioned YAML/JSON documents with CEL rules (see docs/policy-reference.md)."""
