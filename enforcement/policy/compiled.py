@@ -65,7 +65,8 @@ class CompiledPolicy:
     def approval_routing(self, *, rule_id: str | None, env_class: str) -> dict[str, Any]:
         """Who may approve: the matching rule's approvers, else the document's default."""
         rule = next((r for r in self.rules if r.id == rule_id), None) if rule_id else None
-        approvers = {**self.approvers, **((rule.approvers or {}) if rule else {})}
+        # A rule's approvers replace the document's default approvers (no partial merge).
+        approvers = rule.approvers if rule is not None and rule.approvers else self.approvers
         return {
             "rule_id": rule_id,
             "groups": list(approvers.get("groups", [])),

@@ -174,9 +174,7 @@ def policy_create_default(*, tenant: Tenant) -> Policy:
         created_by="system",
         description="Default policy",
     )
-    return policy_publish(
-        tenant=tenant, version=draft.version, published_by="system", notify=False
-    )
+    return policy_publish(tenant=tenant, version=draft.version, published_by="system", notify=False)
 
 
 def active_policy(tenant_id: str) -> CompiledPolicy:
