@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cel
+
 from enforcement import engine
 from enforcement.policy.compiled import CompiledPolicy
 
@@ -92,9 +94,14 @@ def match_rules(
     policy: CompiledPolicy, variables: dict[str, Any]
 ) -> tuple[engine.RuleOutcome | None, dict[str, str] | None]:
     """First matching rule, or the first rule error (evaluation stops there)."""
+    if not policy.rules:
+        return None, None
+    # One CEL context per decision: the variables are converted to CEL values once and reused
+    # by every rule (a plain dict would be converted again for each rule).
+    shared = cel.Context(variables)
     for rule in policy.rules:
         try:
-            result = rule.program.execute(variables)
+            result = rule.program.execute(shared)
         except Exception as exc:  # CEL raises TypeError/KeyError/ValueError/RuntimeError
             return None, {"rule_id": rule.id, "error": f"{type(exc).__name__}: {exc}"[:500]}
         if result is True:
