@@ -278,6 +278,10 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"ApiKey": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "PolicyStateEnum": "enforcement.models.policies.Policy.State",
+        "ReservationStateEnum": "enforcement.models.decisions.Reservation.State",
+    },
 }
 
 # --- Logging (structlog, JSON lines) ----------------------------------------------------------
