@@ -12,3 +12,9 @@ BUDGETS_READ = register_scope("budgets:read", "List and read budgets.")
 BUDGETS_WRITE = register_scope("budgets:write", "Create budgets and change limits.")
 CREDITS_READ = register_scope("credits:read", "List credit grants.")
 CREDITS_WRITE = register_scope("credits:write", "Grant and void credits.")
+APPROVALS_READ = register_scope(
+    "approvals:read", "List and read approval requests (the requester key also gets its token)."
+)
+APPROVALS_WRITE = register_scope(
+    "approvals:write", "Approve or deny approval requests (the key must be bound to a user)."
+)

@@ -1,14 +1,19 @@
+from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
 from enforcement.models.settings import TenantGateSettings
 
 __all__ = [
+    "ApprovalRequest",
+    "ApprovalToken",
+    "ApprovalVote",
     "Budget",
     "BudgetPeriod",
     "CreditGrant",
     "Decision",
     "Reservation",
     "ReservationAllocation",
+    "SigningKey",
     "SpendRollup",
     "TenantGateSettings",
 ]

@@ -34,6 +34,7 @@ from enforcement.models import (
     TenantGateSettings,
 )
 from enforcement.periods import days_left_including_today, period_bounds
+from enforcement.services import approvals, continuation
 from enforcement.services.locking import lock_candidate_grants, lock_current_periods
 
 log = structlog.get_logger(__name__)
@@ -179,23 +180,14 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     started = time.perf_counter()
     project, environment = _resolve_scope(tenant, api_key, req)
     fp = request_fingerprint(req, project.slug, environment)
+    if req.approval_token:
+        # Before the idempotency replay: re-running a CI step with its key + the token continues.
+        return _continue_with_token(tenant, req, project, environment, fp)
     existing = _find(tenant, req.source, req.idempotency_key)
     if existing is not None:
         return _replay(existing, fp)
     gate_settings = settings_for(tenant)
-    ttl = req.ttl_seconds if req.ttl_seconds is not None else gate_settings.default_ttl_seconds
-    if not 1 <= ttl <= gate_settings.max_ttl_seconds:
-        raise TollgateError(
-            EnforcementErrorCode.TTL_OUT_OF_RANGE,
-            f"ttl_seconds must be between 1 and {gate_settings.max_ttl_seconds}.",
-            errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
-        )
-    if req.estimated_micros is None and req.monthly_micros is None:
-        raise TollgateError(
-            EnforcementErrorCode.COST_REQUIRED,
-            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
-            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
-        )
+    ttl = _checked_ttl(req, gate_settings)
     try:
         with transaction.atomic():
             result = _decide_locked(
@@ -206,6 +198,7 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 fp=fp,
                 ttl=ttl,
                 gate_settings=gate_settings,
+                api_key=api_key,
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the insert: answer as a replay.
@@ -228,6 +221,43 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     return result
 
 
+def _checked_ttl(req: GateRequest, gate_settings: TenantGateSettings) -> int:
+    ttl = req.ttl_seconds if req.ttl_seconds is not None else gate_settings.default_ttl_seconds
+    if not 1 <= ttl <= gate_settings.max_ttl_seconds:
+        raise TollgateError(
+            EnforcementErrorCode.TTL_OUT_OF_RANGE,
+            f"ttl_seconds must be between 1 and {gate_settings.max_ttl_seconds}.",
+            errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
+        )
+    if req.estimated_micros is None and req.monthly_micros is None:
+        raise TollgateError(
+            EnforcementErrorCode.COST_REQUIRED,
+            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
+            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
+        )
+    return ttl
+
+
+def _continue_with_token(tenant, req: GateRequest, project, environment, fp) -> GateResult:
+    """The approved continuation of a REQUIRE_APPROVAL decision (see services.continuation)."""
+    ttl = _checked_ttl(req, settings_for(tenant))
+    response, created = continuation.gate_continue(
+        tenant=tenant,
+        token=req.approval_token,
+        source=req.source,
+        idempotency_key=req.idempotency_key,
+        project=project,
+        environment=environment,
+        fingerprint=fp,
+        amount_micros=_amount(req, db_now().date()),
+        ttl_seconds=ttl,
+        request_record=_request_record(req, project.slug, environment),
+    )
+    if created:
+        GATE_DECISIONS.labels(source=req.source, outcome="ALLOW", mode=response["mode"]).inc()
+    return GateResult(response=response, created=created)
+
+
 def _covering_budgets(tenant: Tenant, project: Project, environment: str) -> list[Budget]:
     scope = (
         Q(project__isnull=True)
@@ -246,7 +276,9 @@ def _amount(req: GateRequest, today, period: str = "monthly") -> int:
     return engine.prorate_monthly(req.monthly_micros, days_in_period=days, days_left=left)
 
 
-def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings) -> GateResult:
+def _decide_locked(
+    *, tenant, project, environment, req, fp, ttl, gate_settings, api_key=None
+) -> GateResult:
     now = db_now()
     today = now.date()
     budgets = _covering_budgets(tenant, project, environment)
@@ -365,6 +397,18 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
                     position=position,
                 )
             )
+    approval = None
+    if outcome.requires_approval:
+        approval = approvals.approval_build(
+            tenant=tenant,
+            decision=decision,
+            reservation=reservation,
+            env_class=env_class,
+            rule_id=outcome.rule_id,
+            requester=req.requester,
+            api_key=api_key,
+            now=now,
+        )
     waterfall = [
         {
             "stage": str(stage.stage),
@@ -392,7 +436,7 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
         "project": project.slug,
         "environment": environment,
         "reservation": _reservation_body(reservation, allocations, budget_of_period),
-        "approval": None,
+        "approval": approvals.approval_summary(approval) if approval else None,
         "waterfall": waterfall,
         "context": context,
         "policy": {"version": None, "sha256": decision.policy_sha256},
@@ -407,6 +451,8 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, gate_settings)
         ReservationAllocation.objects.bulk_create(allocations)
     _apply_draws(outcome.draws)
     _ledger_decision(tenant, decision, outcome, ordered_periods, project, environment)
+    if approval is not None:
+        approvals.approval_open(approval=approval)  # control chain head after the period chains
     outbox_enqueue(
         tenant_id=tenant.id,
         event_type="decision.created",
