@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.ids import new_id
@@ -40,7 +41,7 @@ from enforcement.models import ApprovalRequest, ApprovalToken, SigningKey
 log = structlog.get_logger(__name__)
 
 ALGORITHM = "EdDSA"
-TOKEN_TYPE = "approval+jwt"
+TOKEN_TYPE = "approval+jwt"  # noqa: S105 - the JWT typ header value
 REQUIRED_CLAIMS = (
     "iss",
     "aud",
@@ -377,5 +378,23 @@ def token_verify(
     return claims, record
 
 
-def token_expiry_default() -> timedelta:
-    return timedelta(seconds=settings.APPROVAL_TOKEN_TTL_SECONDS)
+def approval_token_retrieve(*, approval: ApprovalRequest, api_key) -> str | None:
+    """Hand the token to the API key that made the gate call, once; None otherwise."""
+    if api_key is None or approval.requester_api_key_id != getattr(api_key, "pk", None):
+        return None
+    record = ApprovalToken.objects.filter(request=approval).select_related("signing_key").first()
+    if record is None or record.consumed_at is not None:
+        return None
+    with transaction.atomic():
+        now = db_now()
+        taken = ApprovalToken.objects.filter(pk=record.pk, retrieved_at__isnull=True).update(
+            retrieved_at=now
+        )
+        if taken != 1:
+            return None
+        ledger_append_control(
+            tenant_id=approval.tenant_id,
+            kind="approval.token_retrieved",
+            payload={"approval": approval.id, "jti": record.jti, "api_key": api_key.pk},
+        )
+    return token_string(record)
