@@ -269,9 +269,6 @@ class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
-
     @admin.display(description="amount")
     def amount(self, obj):
         return format_usd(obj.decision.amount_micros)
