@@ -71,8 +71,8 @@ def _unb64u(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _kek() -> AESGCM:
-    raw = base64.b64decode(settings.SIGNING_KEY_ENCRYPTION_KEY)
+def _kek(encoded: str | None = None) -> AESGCM:
+    raw = base64.b64decode(encoded or settings.SIGNING_KEY_ENCRYPTION_KEY)
     if len(raw) != 32:
         raise ImproperlyConfigured("SIGNING_KEY_ENCRYPTION_KEY must be base64 of exactly 32 bytes.")
     return AESGCM(raw)
@@ -88,10 +88,10 @@ def _encrypt_private(raw: bytes, kid: str) -> str:
 
 
 @lru_cache(maxsize=16)
-def _private_key(kid: str, blob: str) -> Ed25519PrivateKey:
+def _private_key(kid: str, blob: str, kek: str) -> Ed25519PrivateKey:
     data = base64.b64decode(blob)
     try:
-        raw = _kek().decrypt(data[:12], data[12:], _aad(kid))
+        raw = _kek(kek).decrypt(data[:12], data[12:], _aad(kid))
     except InvalidTag as exc:
         raise TollgateError(
             EnforcementErrorCode.SIGNING_KEY_UNAVAILABLE,
@@ -104,7 +104,7 @@ def _private_key(kid: str, blob: str) -> Ed25519PrivateKey:
 
 
 def private_key_of(key: SigningKey) -> Ed25519PrivateKey:
-    return _private_key(key.kid, key.private_key_encrypted)
+    return _private_key(key.kid, key.private_key_encrypted, settings.SIGNING_KEY_ENCRYPTION_KEY)
 
 
 def public_key_of(key: SigningKey) -> Ed25519PublicKey:
