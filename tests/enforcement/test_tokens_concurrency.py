@@ -67,7 +67,7 @@ def test_twenty_concurrent_consumes_succeed_exactly_once(tenant, api_key):
 
 
 def test_twenty_concurrent_gate_continuations_allow_once(tenant, api_key):
-    budget, answer, token = _setup(tenant, api_key)
+    budget, _answer, token = _setup(tenant, api_key)
 
     def call_with(key):
         def call():
