@@ -29,7 +29,7 @@ from controlplane.tenancy.models import Membership, Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import ApprovalRequest, ApprovalVote, Reservation
 from enforcement.services.reservations import reservations_release_held
-from enforcement.services.tokens import token_issue
+from enforcement.services.tokens import approval_token_retrieve, token_issue
 
 log = structlog.get_logger(__name__)
 State = ApprovalRequest.State
@@ -60,6 +60,19 @@ def approval_summary(approval: ApprovalRequest) -> dict[str, Any]:
         "url": approval_url(approval.id),
         "expires_at": approval.expires_at.isoformat(),
     }
+
+
+def approval_replay_summary(*, decision_id: str, api_key) -> dict[str, Any]:
+    """The live ``approval`` object for an idempotent replay of a REQUIRE_APPROVAL answer.
+
+    Polling by replaying the same gate call shows the current status; once approved, the API
+    key that made the gate call receives the token in ``approval.token`` exactly once.
+    """
+    approval = ApprovalRequest.objects.get(decision_id=decision_id)
+    body = approval_summary(approval)
+    if approval.state == State.APPROVED:
+        body["token"] = approval_token_retrieve(approval=approval, api_key=api_key)
+    return body
 
 
 # --- open (inside the gate's transaction) -------------------------------------------------------

@@ -154,7 +154,7 @@ def _resolve_scope(tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     return project, environment
 
 
-def _replay(existing: Decision, fp: str) -> GateResult:
+def _replay(existing: Decision, fp: str, api_key: ApiKey | None = None) -> GateResult:
     if existing.fingerprint != fp:
         raise TollgateError(
             EnforcementErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -167,7 +167,15 @@ def _replay(existing: Decision, fp: str) -> GateResult:
     response["idempotent_replay"] = True
     reservation = Reservation.objects.filter(decision_id=existing.id).first()
     if reservation is not None and response.get("reservation"):
-        response["reservation"] = {**response["reservation"], "state": reservation.state}
+        response["reservation"] = {
+            **response["reservation"],
+            "state": reservation.state,
+            "expires_at": reservation.expires_at.isoformat(),
+        }
+    if response.get("approval"):
+        response["approval"] = approvals.approval_replay_summary(
+            decision_id=existing.id, api_key=api_key
+        )
     return GateResult(response=response, created=False)
 
 
@@ -185,7 +193,7 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
         return _continue_with_token(tenant, req, project, environment, fp)
     existing = _find(tenant, req.source, req.idempotency_key)
     if existing is not None:
-        return _replay(existing, fp)
+        return _replay(existing, fp, api_key)
     gate_settings = settings_for(tenant)
     ttl = _checked_ttl(req, gate_settings)
     try:
@@ -205,7 +213,7 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
         existing = _find(tenant, req.source, req.idempotency_key)
         if existing is None:
             raise
-        return _replay(existing, fp)
+        return _replay(existing, fp, api_key)
     body = result.response
     GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
     GATE_LATENCY.observe(time.perf_counter() - started)

@@ -319,9 +319,13 @@ def test_one_vote_per_user_is_a_database_constraint(client_a, tenant, budget):
 def test_ci_rerun_with_token_continues_and_is_idempotent(client_a, tenant, budget):
     key = f"ci-run-{uuid.uuid4().hex[:8]}"
     answer, token = approved_token(tenant, client_a, key=key)
-    # Re-running the same CI step without the token still answers the stored REQUIRE_APPROVAL.
+    # Re-running the same CI step without the token replays the stored REQUIRE_APPROVAL with
+    # the live approval status, and hands the requester key the token exactly once.
     replay = gate(client_a, key=key)
     assert replay.status_code == 200 and replay.json()["outcome"] == "REQUIRE_APPROVAL"
+    assert replay.json()["approval"]["status"] == "approved"
+    assert replay.json()["approval"]["token"] == token
+    assert gate(client_a, key=key).json()["approval"]["token"] is None
 
     rerun = gate(client_a, key=key, approval_token=token)
     assert rerun.status_code == 201, rerun.content
@@ -361,8 +365,11 @@ def test_token_for_another_request_is_rejected_by_the_gate(client_a, tenant, bud
 
 
 def test_requester_key_fetches_the_token_once(client_a, tenant, budget):
-    answer = pending_approval(client_a)
+    key = uuid.uuid4().hex
+    answer = pending_approval(client_a, key=key)
     approval_id = answer["approval"]["id"]
+    polled = gate(client_a, key=key).json()["approval"]
+    assert polled["status"] == "pending" and "token" not in polled
     owner = factories.make_member(tenant, "owner6", "owner")
     voted = approve(factories.user_client(tenant, owner), approval_id).json()
     first = client_a.get(f"/api/v1/approvals/{approval_id}").json()
