@@ -306,6 +306,14 @@ class ApprovalTokenConsumeView(TenantScopedAPIView):
         body = ConsumeIn(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
+        api_key = request.auth
+        if api_key.project_id and api_key.project.slug != data["expected_project"]:
+            raise TollgateError(
+                EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+                f"This API key is bound to project {api_key.project.slug!r}.",
+                remediation="Use a key for the token's project.",
+                status=403,
+            )
         gate_settings = settings_for(self.tenant)
         ttl = data.get("ttl_seconds") or gate_settings.default_ttl_seconds
         if ttl > gate_settings.max_ttl_seconds:

@@ -401,6 +401,15 @@ def test_admin_actions_call_the_services(client, tenant, client_a, budget):
     assert client.get(f"{changelist}{request.id}/change/").status_code == 200
 
 
+def test_lists_never_cross_tenants(client_a, tenant, other_tenant, budget):
+    pending_approval(client_a)
+    outsider = factories.make_member(other_tenant, "outsider2", "owner")
+    outsider_client = factories.user_client(other_tenant, outsider)
+    for status in ("pending", "approved"):
+        listed = outsider_client.get(f"/api/v1/approvals?status={status}")
+        assert listed.status_code == 200 and listed.json()["results"] == []
+
+
 class TestApprovalTenantIsolation(TenantIsolationContract):
     isolation_cases = [
         IsolationCase(

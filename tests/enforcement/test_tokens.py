@@ -202,6 +202,14 @@ def test_consume_needs_the_gate_scope(api_client, tenant, issued):
     assert_problem(consume(api_client, token, answer), 403, "SCOPE_MISSING")
 
 
+def test_project_bound_key_cannot_consume_for_another_project(api_client, tenant, issued):
+    answer, token, _ = issued
+    search = factories.make_project(tenant, "search")
+    _, plaintext = factories.make_api_key(tenant, scopes=["gate:write"], project=search)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert_problem(consume(api_client, token, answer), 403, "KEY_SCOPE_MISMATCH")
+
+
 def test_one_time_use_is_a_database_guarantee(issued):
     _, _, claims = issued
     first = ApprovalToken.objects.filter(jti=claims["jti"], consumed_at__isnull=True).update(
