@@ -26,3 +26,11 @@ INVARIANT_VIOLATIONS = Counter(
     "budget_invariant_violations_total",
     "Commits above the reserved amount (money spent beyond the hold).",
 )
+APPROVALS_RESOLVED = Counter(
+    "approvals_resolved_total", "Approval requests resolved, by final state.", ["state"]
+)
+APPROVAL_TOKENS = Counter(
+    "approval_tokens_total",
+    "Approval token events: issued, consumed, rejected (by reason class), replayed.",
+    ["event"],
+)

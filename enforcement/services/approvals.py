@@ -27,6 +27,7 @@ from controlplane.core.money import format_usd
 from controlplane.identity.selectors import user_group_names
 from controlplane.tenancy.models import Membership, Tenant
 from enforcement.errors import EnforcementErrorCode
+from enforcement.metrics import APPROVAL_TOKENS, APPROVALS_RESOLVED
 from enforcement.models import ApprovalRequest, ApprovalVote, Reservation
 from enforcement.services.reservations import reservations_release_held
 from enforcement.services.tokens import approval_token_retrieve, token_issue
@@ -290,7 +291,12 @@ def approval_vote(
         else:
             result = _cast(approval, reservation, user, vote, comment, via, now)
     if result is None:
+        APPROVALS_RESOLVED.labels(state=State.CANCELLED).inc()
         raise _resolved(approval)  # after the commit, so the cancellation stays recorded
+    if approval.state != State.PENDING:
+        APPROVALS_RESOLVED.labels(state=approval.state).inc()
+    if result.token:
+        APPROVAL_TOKENS.labels(event="issued").inc()
     log.info("approval_vote", approval=approval.id, vote=vote, state=approval.state)
     return result
 
@@ -383,6 +389,7 @@ def approval_cancel(
         if approval.state != State.PENDING:
             raise _resolved(approval)
         _cancel_in_tx(approval, db_now(), reason=reason)
+    APPROVALS_RESOLVED.labels(state=State.CANCELLED).inc()
     return approval
 
 
@@ -424,5 +431,6 @@ def approvals_expire(*, batch: int = 100) -> int:
                 },
             )
             _resolved_event(approval)
+    APPROVALS_RESOLVED.labels(state=State.EXPIRED).inc(len(due))
     log.info("approvals_expired", count=len(due))
     return len(due)

@@ -22,6 +22,7 @@ from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from controlplane.tenancy.models import Tenant
 from enforcement.errors import EnforcementErrorCode
+from enforcement.metrics import APPROVAL_TOKENS
 from enforcement.models import ApprovalToken, Decision, Reservation
 from enforcement.services.approvals import approval_url
 from enforcement.services.tokens import token_verify
@@ -116,6 +117,7 @@ def approval_token_consume(
     with transaction.atomic():
         reservation = _claim(record, via="api", ttl_seconds=ttl_seconds)
         _ledger_consumed(record, reservation, None)
+    APPROVAL_TOKENS.labels(event="consumed").inc()
     return Consumed(record=record, claims=claims, reservation=reservation)
 
 
@@ -151,9 +153,11 @@ def gate_continue(
     try:
         with transaction.atomic():
             reservation = _claim(record, via="gate", ttl_seconds=ttl_seconds)
-            return _continue(
+            response = _continue(
                 record, claims, reservation, source, idempotency_key, request_record
-            ), True
+            )
+        APPROVAL_TOKENS.labels(event="consumed").inc()
+        return response, True
     except TollgateError as exc:
         if exc.code != EnforcementErrorCode.TOKEN_ALREADY_CONSUMED:
             raise
@@ -168,6 +172,7 @@ def gate_continue(
             or prior.request.get("idempotency_key") != idempotency_key
         ):
             raise
+        APPROVAL_TOKENS.labels(event="replayed").inc()
         response = dict(prior.response)
         response["idempotent_replay"] = True
         live = Reservation.objects.filter(decision_id=claims["decision_id"]).first()

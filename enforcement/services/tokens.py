@@ -36,6 +36,7 @@ from controlplane.core.errors import TollgateError
 from controlplane.core.ids import new_id
 from controlplane.core.money import MoneyError, format_usd, parse_usd
 from enforcement.errors import EnforcementErrorCode
+from enforcement.metrics import APPROVAL_TOKENS
 from enforcement.models import ApprovalRequest, ApprovalToken, SigningKey
 
 log = structlog.get_logger(__name__)
@@ -258,6 +259,8 @@ def token_string(record: ApprovalToken) -> str | None:
 
 
 def _invalid(detail: str) -> TollgateError:
+    APPROVAL_TOKENS.labels(event="rejected").inc()
+    log.warning("approval_token_rejected", detail=detail)
     return TollgateError(
         EnforcementErrorCode.TOKEN_INVALID,
         f"Approval token rejected: {detail}.",

@@ -357,6 +357,16 @@ def test_ci_rerun_with_token_continues_and_is_idempotent(client_a, tenant, budge
     assert verify_ledger(tenant_id=tenant.id).ok
 
 
+def test_unbudgeted_request_needs_approval_without_a_hold(client_a, tenant):
+    factories.make_project(tenant, "payments")
+    factories.require_approval_above(tenant, "100.00")
+    answer, token = approved_token(tenant, client_a)
+    assert answer["reservation"] is None  # nothing to hold: no budget covers it
+    body = gate(client_a, approval_token=token).json()
+    assert body["outcome"] == "ALLOW" and body["reason_code"] == "APPROVED"
+    assert body["reservation"] is None
+
+
 def test_token_for_another_request_is_rejected_by_the_gate(client_a, tenant, budget):
     _, token = approved_token(tenant, client_a)
     changed = gate(client_a, approval_token=token, estimated_cost_usd="151.00")
