@@ -36,6 +36,7 @@ def _ensure_local_secrets() -> None:
         "SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "API_KEY_PEPPER": lambda: secrets.token_urlsafe(48),
         "LEDGER_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        "SIGNING_KEY_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     }
     VAR_DIR.mkdir(exist_ok=True)
     existing = (
@@ -62,6 +63,7 @@ REQUIRED_IN_PRODUCTION = (
     "DATABASE_URL",
     "REDIS_URL",
     "ALLOWED_HOSTS",
+    "SIGNING_KEY_ENCRYPTION_KEY",
 )
 if PRODUCTION:
     _missing = [name for name in REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
@@ -86,6 +88,8 @@ else:
     API_KEY_PEPPER = env.str("API_KEY_PEPPER")
     # Ed25519 seed (base64, 32 bytes) signing ledger checkpoints and export manifests.
     LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY")
+    # AES-256 key (base64, 32 bytes) encrypting approval-token signing keys at rest (AES-GCM).
+    SIGNING_KEY_ENCRYPTION_KEY = env.str("SIGNING_KEY_ENCRYPTION_KEY")
     if PRODUCTION and len(API_KEY_PEPPER) < 32:
         raise ImproperlyConfigured("API_KEY_PEPPER must be at least 32 characters in production.")
 
@@ -109,6 +113,7 @@ INSTALLED_APPS = [
     "controlplane.core",
     "controlplane.tenancy",
     "controlplane.audit",
+    "controlplane.identity",
     "billing",
     "byok",
     "enforcement",
@@ -201,6 +206,14 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "enforcement.reservations_expire_task",
         "schedule": env.float("RESERVATION_SWEEP_SECONDS", default=15.0),
     },
+    "approvals-expire": {
+        "task": "enforcement.approvals_expire_task",
+        "schedule": env.float("APPROVAL_SWEEP_SECONDS", default=30.0),
+    },
+    "signing-keys-retire": {
+        "task": "enforcement.signing_keys_retire_task",
+        "schedule": env.int("SIGNING_KEY_RETIRE_SECONDS", default=3600),
+    },
     "ledger-checkpoint": {
         "task": "audit.ledger_checkpoint_task",
         "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),
@@ -238,6 +251,13 @@ if PRODUCTION:
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+
+# --- Approvals + approval tokens --------------------------------------------------------------
+# Base URL of this deployment, used for links in gate answers and webhooks ("" = relative links).
+TOLLGATE_PUBLIC_URL = env.str("TOLLGATE_PUBLIC_URL", default="").rstrip("/")
+APPROVAL_TOKEN_ISSUER = env.str("APPROVAL_TOKEN_ISSUER", default="urn:tollgate")
+APPROVAL_TOKEN_AUDIENCE = env.str("APPROVAL_TOKEN_AUDIENCE", default="urn:tollgate:gate")
+APPROVAL_TOKEN_TTL_SECONDS = env.int("APPROVAL_TOKEN_TTL_SECONDS", default=24 * 3600)
 
 # --- DRF + OpenAPI ----------------------------------------------------------------------------
 REST_FRAMEWORK = {

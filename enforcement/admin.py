@@ -13,6 +13,9 @@ from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from enforcement.models import (
+    ApprovalRequest,
+    ApprovalToken,
+    ApprovalVote,
     Budget,
     BudgetPeriod,
     CreditGrant,
@@ -20,8 +23,10 @@ from enforcement.models import (
     Policy,
     Reservation,
     ReservationAllocation,
+    SigningKey,
 )
 from enforcement.periods import period_bounds
+from enforcement.services import approvals as approval_services
 from enforcement.services import budgets as budget_services
 from enforcement.services import policies as policy_services
 from enforcement.services import reservations as reservation_services
@@ -366,3 +371,104 @@ class PolicyAdmin(admin.ModelAdmin):
                 )
             except TollgateError as exc:
                 self.message_user(request, f"v{policy.version}: {exc.message}", messages.WARNING)
+
+
+class VoteInline(ReadOnlyMixin, admin.TabularInline):
+    model = ApprovalVote
+    fields = ["user", "vote", "comment", "via", "created_at"]
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Approvers act here with their own account; the service checks their authority."""
+
+    list_display = [
+        "id",
+        "tenant",
+        "state",
+        "amount",
+        "project",
+        "environment",
+        "requester",
+        "required_approvals",
+        "expires_at",
+    ]
+    list_filter = ["state", "tenant"]
+    search_fields = ["id", "decision__id", "requester"]
+    list_select_related = ["tenant", "decision__project"]
+    inlines = [VoteInline]
+    actions = ["approve", "deny"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="amount")
+    def amount(self, obj):
+        return format_usd(obj.decision.amount_micros)
+
+    @admin.display(description="project")
+    def project(self, obj):
+        return obj.decision.project.slug
+
+    @admin.display(description="environment")
+    def environment(self, obj):
+        return obj.decision.environment
+
+    def _vote(self, request, queryset, vote: str) -> None:
+        for approval in queryset:
+            try:
+                result = approval_services.approval_vote(
+                    approval_id=approval.id,
+                    tenant_id=approval.tenant_id,
+                    user=request.user,
+                    vote=vote,
+                    comment=f"via admin by {request.user.get_username()}",
+                    via="admin",
+                )
+            except TollgateError as exc:
+                self.message_user(request, f"{approval.id}: {exc.message}", messages.WARNING)
+                continue
+            note = (
+                " The requester's API key can fetch the token once with "
+                f"GET /api/v1/approvals/{approval.id}."
+                if result.token
+                else ""
+            )
+            self.message_user(request, f"{approval.id}: {result.approval.state}.{note}")
+
+    @admin.action(description="Approve selected requests (as me)")
+    def approve(self, request, queryset):
+        self._vote(request, queryset, "approve")
+
+    @admin.action(description="Deny selected requests (as me)")
+    def deny(self, request, queryset):
+        self._vote(request, queryset, "deny")
+
+
+@admin.register(ApprovalToken)
+class ApprovalTokenAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Issued-token records (claims only; the token itself is never stored)."""
+
+    list_display = ["jti", "tenant", "request", "signing_key", "expires_at", "consumed_at"]
+    list_filter = ["consumed_via"]
+    search_fields = ["jti", "request__id"]
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Public material only: the encrypted private key is never rendered."""
+
+    list_display = ["kid", "state", "created_at", "retiring_at", "verify_until", "retired_at"]
+    list_filter = ["state"]
+    fields = [
+        "kid",
+        "state",
+        "public_key",
+        "created_at",
+        "retiring_at",
+        "verify_until",
+        "retired_at",
+    ]
+    readonly_fields = fields

@@ -31,3 +31,11 @@ POLICY_RULE_ERRORS = Counter(
     "Policy rules that failed at run time (the fail mode answered).",
     ["rule_id"],
 )
+APPROVALS_RESOLVED = Counter(
+    "approvals_resolved_total", "Approval requests resolved, by final state.", ["state"]
+)
+APPROVAL_TOKENS = Counter(
+    "approval_tokens_total",
+    "Approval token events: issued, consumed, rejected (by reason class), replayed.",
+    ["event"],
+)

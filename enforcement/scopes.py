@@ -15,3 +15,9 @@ CREDITS_WRITE = register_scope("credits:write", "Grant and void credits.")
 POLICIES_READ = register_scope("policies:read", "List and read policy versions; simulate.")
 POLICIES_WRITE = register_scope("policies:write", "Create policy drafts.")
 POLICIES_PUBLISH = register_scope("policies:publish", "Publish or roll back policy versions.")
+APPROVALS_READ = register_scope(
+    "approvals:read", "List and read approval requests (the requester key also gets its token)."
+)
+APPROVALS_WRITE = register_scope(
+    "approvals:write", "Approve or deny approval requests (the key must be bound to a user)."
+)

@@ -15,3 +15,25 @@ def reservations_expire_task(max_batches: int = 50) -> int:
         if done == 0:
             break
     return total
+
+
+@shared_task(name="enforcement.approvals_expire_task")
+def approvals_expire_task(max_batches: int = 50) -> int:
+    """Expire overdue approval requests (releasing their holds) in SKIP LOCKED batches."""
+    from enforcement.services.approvals import approvals_expire
+
+    total = 0
+    for _ in range(max_batches):
+        done = approvals_expire(batch=100)
+        total += done
+        if done == 0:
+            break
+    return total
+
+
+@shared_task(name="enforcement.signing_keys_retire_task")
+def signing_keys_retire_task() -> list[str]:
+    """Retire retiring signing keys once every token they signed has expired."""
+    from enforcement.services.tokens import signing_keys_retire
+
+    return signing_keys_retire()

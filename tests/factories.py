@@ -55,3 +55,33 @@ def make_grant(tenant, amount_usd: str, *, pool="reserved", priority=100, expire
         priority=priority,
         expires_at=expires_at,
     )
+
+
+def require_approval_above(tenant, usd: str) -> None:
+    """Make the gate answer REQUIRE_APPROVAL (hard mode) for amounts >= ``usd``.
+
+    The one place approval tests switch approvals on: publishes a policy with that threshold.
+    """
+    from controlplane.core.money import parse_usd
+    from tests.enforcement.helpers import set_gate_settings
+
+    set_gate_settings(tenant, approval_threshold_micros=parse_usd(usd))
+
+
+def make_member(tenant, username: str, role: str = "member", *, email: str = ""):
+    """A user with a membership in ``tenant``."""
+    from controlplane.tenancy.services import membership_set
+
+    user = make_user(username, email=email or f"{username}@example.com")
+    membership_set(tenant=tenant, user=user, role=role)
+    return user
+
+
+def user_client(tenant, user, scopes=("approvals:read", "approvals:write")):
+    """An APIClient authenticated with an API key bound to ``user``."""
+    from rest_framework.test import APIClient
+
+    _, plaintext = make_api_key(tenant, scopes=list(scopes), user=user, name=f"{user} key")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client

@@ -97,6 +97,10 @@ class GateDecisionResponseSerializer(serializers.Serializer):
     amount_usd = serializers.CharField()
     reservation = ReservationOut(allow_null=True)
     approval = serializers.DictField(allow_null=True)
+    continues_decision_id = serializers.CharField(
+        required=False,
+        help_text="Only on an approved continuation: the REQUIRE_APPROVAL decision it continues.",
+    )
     waterfall = WaterfallStageOut(many=True)
     context = ContextOut()
     policy = PolicyRefOut()

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from enforcement.api import approvals as approval_views
 from enforcement.api import policies, views
 
 urlpatterns = [
@@ -37,5 +38,23 @@ urlpatterns = [
     path("credit-grants", views.CreditGrantListView.as_view(), name="credit-grant-list"),
     path(
         "credit-grants/<str:id>/void", views.CreditGrantVoidView.as_view(), name="credit-grant-void"
+    ),
+]
+
+urlpatterns += [
+    path("approvals", approval_views.ApprovalListView.as_view(), name="approval-list"),
+    path("approvals/<str:id>", approval_views.ApprovalDetailView.as_view(), name="approval-detail"),
+    path(
+        "approvals/<str:id>/approve",
+        approval_views.ApprovalApproveView.as_view(),
+        name="approval-approve",
+    ),
+    path(
+        "approvals/<str:id>/deny", approval_views.ApprovalDenyView.as_view(), name="approval-deny"
+    ),
+    path(
+        "approval-tokens/consume",
+        approval_views.ApprovalTokenConsumeView.as_view(),
+        name="approval-token-consume",
     ),
 ]

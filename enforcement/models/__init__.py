@@ -1,8 +1,12 @@
+from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
 from enforcement.models.policies import Policy
 
 __all__ = [
+    "ApprovalRequest",
+    "ApprovalToken",
+    "ApprovalVote",
     "Budget",
     "BudgetPeriod",
     "CreditGrant",
@@ -10,5 +14,6 @@ __all__ = [
     "Policy",
     "Reservation",
     "ReservationAllocation",
+    "SigningKey",
     "SpendRollup",
 ]

@@ -72,7 +72,10 @@ class CompiledPolicy:
             "groups": list(approvers.get("groups", [])),
             "roles": list(approvers.get("roles", [])),
             "quorum": int(approvers.get("quorum", 1)),
-            "separate_from_requester": bool(approvers.get("separate_from_requester", True)),
+            # Unless the document says otherwise: separation on for prod, off for nonprod.
+            "separate_from_requester": bool(
+                approvers.get("separate_from_requester", env_class == "prod")
+            ),
             "ttl_seconds": self.approval_ttl_seconds,
         }
 

@@ -140,12 +140,7 @@ DEFAULT_DOCUMENT = {
     "ceilings": {"plan_usd": None, "enterprise_usd": None},
     "approval": {
         "threshold_usd": None,
-        "approvers": {
-            "roles": ["owner", "admin"],
-            "groups": [],
-            "quorum": 1,
-            "separate_from_requester": True,
-        },
+        "approvers": {"roles": ["owner", "admin"], "groups": [], "quorum": 1},
         "ttl_seconds": 86400,
     },
     "unbudgeted": "allow",

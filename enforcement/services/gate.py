@@ -41,6 +41,7 @@ from enforcement.models import (
 from enforcement.periods import days_left_including_today, period_bounds
 from enforcement.policy.compiled import CompiledPolicy
 from enforcement.policy.evaluate import evaluate, snapshot_to_dict
+from enforcement.services import approvals, continuation
 from enforcement.services.locking import lock_candidate_grants, lock_current_periods
 from enforcement.services.policies import active_policy
 
@@ -173,7 +174,7 @@ def _resolve_scope(tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     return project, environment
 
 
-def _replay(existing: Decision, fp: str) -> GateResult:
+def _replay(existing: Decision, fp: str, api_key: ApiKey | None = None) -> GateResult:
     if existing.fingerprint != fp:
         raise TollgateError(
             EnforcementErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -186,7 +187,15 @@ def _replay(existing: Decision, fp: str) -> GateResult:
     response["idempotent_replay"] = True
     reservation = Reservation.objects.filter(decision_id=existing.id).first()
     if reservation is not None and response.get("reservation"):
-        response["reservation"] = {**response["reservation"], "state": reservation.state}
+        response["reservation"] = {
+            **response["reservation"],
+            "state": reservation.state,
+            "expires_at": reservation.expires_at.isoformat(),
+        }
+    if response.get("approval"):
+        response["approval"] = approvals.approval_replay_summary(
+            decision_id=existing.id, api_key=api_key
+        )
     return GateResult(response=response, created=False)
 
 
@@ -199,23 +208,14 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     started = time.perf_counter()
     project, environment = _resolve_scope(tenant, api_key, req)
     fp = request_fingerprint(req, project.slug, environment)
+    if req.approval_token:
+        # Before the idempotency replay: re-running a CI step with its key + the token continues.
+        return _continue_with_token(tenant, req, project, environment, fp)
     existing = _find(tenant, req.source, req.idempotency_key)
     if existing is not None:
-        return _replay(existing, fp)
+        return _replay(existing, fp, api_key)
     policy = active_policy(tenant.id)
-    ttl = req.ttl_seconds if req.ttl_seconds is not None else policy.default_ttl_seconds
-    if not 1 <= ttl <= policy.max_ttl_seconds:
-        raise TollgateError(
-            EnforcementErrorCode.TTL_OUT_OF_RANGE,
-            f"ttl_seconds must be between 1 and {policy.max_ttl_seconds} (policy).",
-            errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
-        )
-    if req.estimated_micros is None and req.monthly_micros is None:
-        raise TollgateError(
-            EnforcementErrorCode.COST_REQUIRED,
-            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
-            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
-        )
+    ttl = _checked_ttl(req, policy)
     deadline = started + policy.deadline_ms / 1000
     try:
         with transaction.atomic():
@@ -229,13 +229,14 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 ttl=ttl,
                 policy=policy,
                 deadline=deadline,
+                api_key=api_key,
             )
     except IntegrityError:
         # A concurrent call with the same idempotency key won the insert: answer as a replay.
         existing = _find(tenant, req.source, req.idempotency_key)
         if existing is None:
             raise
-        return _replay(existing, fp)
+        return _replay(existing, fp, api_key)
     except DatabaseError as exc:
         if _is_timeout(exc):
             raise CannotDecide(
@@ -257,6 +258,43 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     return result
 
 
+def _checked_ttl(req: GateRequest, policy: CompiledPolicy) -> int:
+    ttl = req.ttl_seconds if req.ttl_seconds is not None else policy.default_ttl_seconds
+    if not 1 <= ttl <= policy.max_ttl_seconds:
+        raise TollgateError(
+            EnforcementErrorCode.TTL_OUT_OF_RANGE,
+            f"ttl_seconds must be between 1 and {policy.max_ttl_seconds} (policy).",
+            errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
+        )
+    if req.estimated_micros is None and req.monthly_micros is None:
+        raise TollgateError(
+            EnforcementErrorCode.COST_REQUIRED,
+            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
+            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
+        )
+    return ttl
+
+
+def _continue_with_token(tenant, req: GateRequest, project, environment, fp) -> GateResult:
+    """The approved continuation of a REQUIRE_APPROVAL decision (see services.continuation)."""
+    ttl = _checked_ttl(req, active_policy(tenant.id))
+    response, created = continuation.gate_continue(
+        tenant=tenant,
+        token=req.approval_token,
+        source=req.source,
+        idempotency_key=req.idempotency_key,
+        project=project,
+        environment=environment,
+        fingerprint=fp,
+        amount_micros=_amount(req, db_now().date()),
+        ttl_seconds=ttl,
+        request_record=_request_record(req, project.slug, environment),
+    )
+    if created:
+        GATE_DECISIONS.labels(source=req.source, outcome="ALLOW", mode=response["mode"]).inc()
+    return GateResult(response=response, created=created)
+
+
 def _covering_budgets(tenant: Tenant, project: Project, environment: str) -> list[Budget]:
     scope = (
         Q(project__isnull=True)
@@ -275,7 +313,9 @@ def _amount(req: GateRequest, today, period: str = "monthly") -> int:
     return engine.prorate_monthly(req.monthly_micros, days_in_period=days, days_left=left)
 
 
-def _decide_locked(*, tenant, project, environment, req, fp, ttl, policy, deadline) -> GateResult:
+def _decide_locked(
+    *, tenant, project, environment, req, fp, ttl, policy, deadline, api_key=None
+) -> GateResult:
     now = db_now()
     today = now.date()
     budgets = _covering_budgets(tenant, project, environment)
@@ -403,6 +443,18 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, policy, deadli
                     position=position,
                 )
             )
+    approval = None
+    if outcome.requires_approval:
+        approval = approvals.approval_build(
+            tenant=tenant,
+            decision=decision,
+            reservation=reservation,
+            env_class=env_class,
+            rule_id=outcome.rule_id,
+            requester=req.requester,
+            api_key=api_key,
+            now=now,
+        )
     waterfall = [
         {
             "stage": str(stage.stage),
@@ -430,7 +482,7 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, policy, deadli
         "project": project.slug,
         "environment": environment,
         "reservation": _reservation_body(reservation, allocations, budget_of_period),
-        "approval": None,
+        "approval": approvals.approval_summary(approval) if approval else None,
         "waterfall": waterfall,
         "context": context,
         "rule_errors": list(evaluation.rule_errors),
@@ -447,6 +499,8 @@ def _decide_locked(*, tenant, project, environment, req, fp, ttl, policy, deadli
         ReservationAllocation.objects.bulk_create(allocations)
     _apply_draws(outcome.draws)
     _ledger_decision(tenant, decision, outcome, ordered_periods, project, environment)
+    if approval is not None:
+        approvals.approval_open(approval=approval)  # control chain head after the period chains
     outbox_enqueue(
         tenant_id=tenant.id,
         event_type="decision.created",

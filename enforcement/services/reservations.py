@@ -387,3 +387,53 @@ def reservation_reconcile(
             },
         )
     return reservation
+
+
+def reservations_release_held(*, reservation_ids, reason: str) -> list[str]:
+    """Release those of these reservations still pending, in the caller's transaction.
+
+    Used when an approval is denied, expires or is cancelled. Locks the reservations by id, then
+    all their budget periods and grants in the one global order; returns the ids released.
+    """
+    ids = sorted(set(reservation_ids))
+    if not ids:
+        return []
+    held = list(
+        Reservation.objects.select_for_update()
+        .filter(pk__in=ids, state=State.PENDING)
+        .order_by("id")
+    )
+    if not held:
+        return []
+    allocations = list(
+        ReservationAllocation.objects.filter(reservation__in=held).order_by(
+            "reservation_id", "position"
+        )
+    )
+    _lock_sources(allocations)
+    by_reservation: dict[str, list[ReservationAllocation]] = {}
+    for alloc in allocations:
+        by_reservation.setdefault(alloc.reservation_id, []).append(alloc)
+    now = db_now()
+    for reservation in held:
+        allocs = by_reservation.get(reservation.id, [])
+        _unwind(allocs)
+        _ledger(
+            reservation,
+            allocs,
+            "reservation.released",
+            {"amount": reservation.amount_micros, "reason": reason},
+        )
+        outbox_enqueue(
+            tenant_id=reservation.tenant_id,
+            event_type="reservation.released",
+            payload={
+                "reservation_id": reservation.id,
+                "decision_id": reservation.decision_id,
+                "reason": reason,
+            },
+        )
+    Reservation.objects.filter(pk__in=[r.pk for r in held]).update(
+        state=State.RELEASED, resolved_at=now
+    )
+    return [r.id for r in held]

@@ -187,7 +187,11 @@ def test_compiled_policy_reads_the_document():
     default_routing = policy.approval_routing(rule_id=None, env_class="prod")
     assert default_routing["quorum"] == 2 and default_routing["groups"] == ["finops"]
     assert default_routing["roles"] == []  # explicit approvers replace the defaults
-    assert default_routing["separate_from_requester"] is True
+    assert default_routing["separate_from_requester"] is True  # prod default
+    assert (
+        policy.approval_routing(rule_id=None, env_class="nonprod")["separate_from_requester"]
+        is False
+    )
     rule_routing = policy.approval_routing(rule_id="r1", env_class="prod")
     assert rule_routing["quorum"] == 3 and rule_routing["roles"] == ["owner"]
     assert rule_routing["groups"] == [] and rule_routing["rule_id"] == "r1"

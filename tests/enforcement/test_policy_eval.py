@@ -21,7 +21,7 @@ from enforcement.policy.document import validate_document
 from enforcement.policy.evaluate import evaluate, snapshot_from_dict, snapshot_to_dict
 from tests import factories
 from tests.api_contracts import assert_problem
-from tests.enforcement.helpers import policy_document, set_gate_settings
+from tests.enforcement.helpers import policy_document
 
 GATE = "/api/v1/gate/decisions"
 RULES = [
@@ -115,7 +115,16 @@ def test_deadline_overrun_on_a_held_lock_answers_by_the_fail_mode(
 ):
     """Another session holds the budget period row: the gate gives up at the deadline."""
     project = factories.make_project(tenant, "payments")
-    set_gate_settings(tenant, fail_modes={"prod": fail_mode, "nonprod": "open"})
+    budget = factories.make_budget(tenant, "100.00", project=project)
+    # create the current period by a first decision (default 250 ms deadline), then publish a
+    # 50 ms deadline and hold the period's row lock from another session
+    first = client_a.post(
+        GATE,
+        {"project": "payments", "environment": "prod", "estimated_cost_usd": "1.00"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="warm",
+    )
+    assert first.status_code == 201
     from enforcement.services.policies import policy_create_draft, policy_publish
 
     draft = policy_create_draft(
@@ -126,15 +135,6 @@ def test_deadline_overrun_on_a_held_lock_answers_by_the_fail_mode(
         },
     )
     policy_publish(tenant=tenant, version=draft.version)
-    budget = factories.make_budget(tenant, "100.00", project=project)
-    # create the current period by a first decision, then hold its row lock elsewhere
-    first = client_a.post(
-        GATE,
-        {"project": "payments", "environment": "prod", "estimated_cost_usd": "1.00"},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="warm",
-    )
-    assert first.status_code == 201
     period = BudgetPeriod.objects.get(budget=budget)
     settings_dict = connection.settings_dict
     holder = psycopg.connect(

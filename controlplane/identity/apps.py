@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class IdentityConfig(AppConfig):
+    name = "controlplane.identity"
+    label = "identity"
+    verbose_name = "Identity (approver groups, SCIM)"
