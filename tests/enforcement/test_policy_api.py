@@ -445,3 +445,29 @@ def _draft(tenant):
 def test_publish_policy_helper_round_trip(tenant):
     policy = publish_policy(tenant, text="version: 1\nunbudgeted: deny\n")
     assert policy.state == "published" and policy.document["unbudgeted"] == "deny"
+
+
+def test_approval_routing_comes_from_the_matching_rule(client_a, tenant, payments):
+    from enforcement.models import ApprovalRequest
+
+    set_gate_settings(
+        tenant,
+        rules=[
+            {
+                "id": "big-prod",
+                "when": "request.amount_usd > 100.0",
+                "then": "require_approval",
+                "approvers": {"groups": ["finops"], "quorum": 2},
+            }
+        ],
+    )
+    factories.make_budget(tenant, "1000.00", project=payments)
+    body = gate(client_a, estimated_cost_usd="150.00").json()
+    assert body["outcome"] == "REQUIRE_APPROVAL" and body["approval"]["required_approvals"] == 2
+    approval = ApprovalRequest.objects.get(pk=body["approval"]["id"])
+    assert approval.routing["rule_id"] == "big-prod"
+    assert approval.routing["groups"] == ["finops"] and approval.routing["roles"] == []
+    assert approval.routing["separate_from_requester"] is True  # prod default
+    dev = gate(client_a, environment="dev", estimated_cost_usd="150.00").json()
+    dev_routing = ApprovalRequest.objects.get(pk=dev["approval"]["id"]).routing
+    assert dev_routing["separate_from_requester"] is False
