@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -13,27 +15,46 @@ from controlplane.core.canonical import canonical_json, sha256_hex
 from controlplane.core.clock import db_now
 
 
-def ledger_append(*, tenant_id: str, chain: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+def ledger_append(
+    *,
+    tenant_id: str,
+    chain: str,
+    kind: str,
+    payload: dict[str, Any],
+    recorded_at: datetime | None = None,
+) -> LedgerEntry:
     """Append one entry to ``chain``; must run inside the transaction that made the change.
 
     The chain head row is locked, so appends to one chain are serialised and gap-free; callers
     that already hold the lock on the underlying object (a budget period) add no contention.
+    ``recorded_at`` defaults to the database clock (pass the transaction's ``db_now()`` when
+    the caller already has it). On PostgreSQL an append is two round trips: an upsert that
+    creates-or-locks the head and returns it, and one statement that inserts the entry and
+    moves the head.
     """
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("ledger_append must run inside the transaction that made the change")
+    if connection.vendor == "postgresql":
+        return _append_postgresql(connection, tenant_id, chain, kind, payload, recorded_at)
     LedgerChain.objects.bulk_create(
         [LedgerChain(id=chain, tenant_id=tenant_id)], ignore_conflicts=True
     )
     head = LedgerChain.objects.select_for_update().get(pk=chain)
-    recorded_at = db_now()
-    seq = head.head_seq + 1
+    return _insert_entry(
+        tenant_id, chain, kind, payload, head.head_seq, head.head_hash, recorded_at or db_now()
+    )
+
+
+def _insert_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at):
+    seq = head_seq + 1
     digest = entry_hash(
         tenant_id=tenant_id,
         chain=chain,
         seq=seq,
         kind=kind,
         payload=payload,
-        prev_hash=head.head_hash,
+        prev_hash=head_hash,
         recorded_at=recorded_at,
     )
     entry = LedgerEntry.objects.create(
@@ -42,11 +63,73 @@ def ledger_append(*, tenant_id: str, chain: str, kind: str, payload: dict[str, A
         seq=seq,
         kind=kind,
         payload=payload,
-        prev_hash=head.head_hash,
+        prev_hash=head_hash,
         hash=digest,
         recorded_at=recorded_at,
     )
     LedgerChain.objects.filter(pk=chain).update(head_seq=seq, head_hash=digest)
+    return entry
+
+
+_HEAD_SQL = (
+    "INSERT INTO audit_ledgerchain (id, tenant_id, head_seq, head_hash, created_at) "
+    "VALUES (%s, %s, 0, %s, now()) "
+    "ON CONFLICT (id) DO UPDATE SET head_seq = audit_ledgerchain.head_seq "  # locks the row
+    "RETURNING head_seq, head_hash, now()"
+)
+_APPEND_SQL = (
+    "WITH entry AS ("
+    " INSERT INTO audit_ledgerentry"
+    " (id, tenant_id, chain, seq, kind, payload, prev_hash, hash, recorded_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s) RETURNING seq)"
+    " UPDATE audit_ledgerchain SET head_seq = (SELECT seq FROM entry), head_hash = %s"
+    " WHERE id = %s"
+)
+
+
+def _append_postgresql(connection, tenant_id, chain, kind, payload, recorded_at) -> LedgerEntry:
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_SQL, [chain, tenant_id, GENESIS_HASH])
+        head_seq, head_hash, now = cursor.fetchone()
+        recorded_at = recorded_at or now
+        seq = head_seq + 1
+        digest = entry_hash(
+            tenant_id=tenant_id,
+            chain=chain,
+            seq=seq,
+            kind=kind,
+            payload=payload,
+            prev_hash=head_hash,
+            recorded_at=recorded_at,
+        )
+        entry = LedgerEntry(
+            tenant_id=tenant_id,
+            chain=chain,
+            seq=seq,
+            kind=kind,
+            payload=payload,
+            prev_hash=head_hash,
+            hash=digest,
+            recorded_at=recorded_at,
+        )
+        cursor.execute(
+            _APPEND_SQL,
+            [
+                entry.id,
+                tenant_id,
+                chain,
+                seq,
+                kind,
+                json.dumps(payload),
+                head_hash,
+                digest,
+                recorded_at,
+                digest,
+                chain,
+            ],
+        )
+    entry._state.adding = False
+    entry._state.db = connection.alias
     return entry
 
 

@@ -104,12 +104,21 @@ def _is_timeout(exc: BaseException) -> bool:
     return getattr(cause, "sqlstate", None) in ("55P03", "57014")
 
 
-def _set_deadline(policy: CompiledPolicy) -> None:
-    """Bound lock waits and statements by the policy's decision deadline (PostgreSQL only)."""
-    if connection.vendor == "postgresql":
-        ms = int(policy.deadline_ms)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}")
+def _begin_decision(policy: CompiledPolicy):
+    """Bound lock waits and statements by the policy's deadline; return the transaction time.
+
+    On PostgreSQL this is one round trip (two SET LOCALs and ``now()`` in one call).
+    """
+    if connection.vendor != "postgresql":
+        return db_now()
+    ms = int(policy.deadline_ms)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; SELECT now()"
+        )
+        while cursor.description is None and cursor.nextset():
+            pass
+        return cursor.fetchone()[0]
 
 
 def _money(value: int | None) -> str | None:
@@ -219,8 +228,9 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
     deadline = started + policy.deadline_ms / 1000
     try:
         with transaction.atomic():
-            _set_deadline(policy)
+            now = _begin_decision(policy)
             result = _decide_locked(
+                now=now,
                 tenant=tenant,
                 project=project,
                 environment=environment,
@@ -314,9 +324,8 @@ def _amount(req: GateRequest, today, period: str = "monthly") -> int:
 
 
 def _decide_locked(
-    *, tenant, project, environment, req, fp, ttl, policy, deadline, api_key=None
+    *, now, tenant, project, environment, req, fp, ttl, policy, deadline, api_key=None
 ) -> GateResult:
-    now = db_now()
     today = now.date()
     budgets = _covering_budgets(tenant, project, environment)
     keys = []
@@ -333,9 +342,12 @@ def _decide_locked(
                 limit_micros=budget.limit_micros,
             )
         )
-    if missing:
-        BudgetPeriod.objects.bulk_create(missing, ignore_conflicts=True)
-    periods = {p.budget_id: p for p in lock_current_periods(keys)}
+    periods = {p.budget_id: p for p in lock_current_periods(keys)} if keys else {}
+    if len(periods) < len(keys):  # first decision of a period: create it, then lock it
+        BudgetPeriod.objects.bulk_create(
+            [m for m in missing if m.budget_id not in periods], ignore_conflicts=True
+        )
+        periods = {p.budget_id: p for p in lock_current_periods(keys)}
     ordered_periods = [periods[b.id] for b in budgets]
 
     amount = _amount(req, today)
@@ -550,6 +562,7 @@ def _ledger_decision(tenant, decision, outcome, periods, project, environment) -
             chain=f"scope:{project.id}:{environment}",
             kind="decision.recorded",
             payload=base,
+            recorded_at=decision.created_at,
         )
         return
     for period in periods:
@@ -558,6 +571,7 @@ def _ledger_decision(tenant, decision, outcome, periods, project, environment) -
             chain=budget_period_chain(period.id),
             kind="decision.recorded",
             payload={**base, "reserved_delta": drawn.get(period.id, 0)},
+            recorded_at=decision.created_at,
         )
 
 
