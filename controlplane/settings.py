@@ -36,6 +36,8 @@ def _ensure_local_secrets() -> None:
         "SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "API_KEY_PEPPER": lambda: secrets.token_urlsafe(48),
         "LEDGER_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        # Versioned BYOK key-encryption keys: "<version>:<base64 32 bytes>[,...]".
+        "BYOK_KEKS": lambda: "1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
     VAR_DIR.mkdir(exist_ok=True)
     existing = (
@@ -62,6 +64,7 @@ REQUIRED_IN_PRODUCTION = (
     "DATABASE_URL",
     "REDIS_URL",
     "ALLOWED_HOSTS",
+    "BYOK_KEKS",
 )
 if PRODUCTION:
     _missing = [name for name in REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
@@ -86,6 +89,9 @@ else:
     API_KEY_PEPPER = env.str("API_KEY_PEPPER")
     # Ed25519 seed (base64, 32 bytes) signing ledger checkpoints and export manifests.
     LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY")
+    # BYOK key-encryption keys, "<version>:<base64 32 bytes>[,...]"; the highest version wraps
+    # new credentials, older versions stay for reading until `manage.py rotate_byok_kek` ran.
+    BYOK_KEKS = env.str("BYOK_KEKS")
     if PRODUCTION and len(API_KEY_PEPPER) < 32:
         raise ImproperlyConfigured("API_KEY_PEPPER must be at least 32 characters in production.")
 
@@ -201,6 +207,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "enforcement.reservations_expire_task",
         "schedule": env.float("RESERVATION_SWEEP_SECONDS", default=15.0),
     },
+    "byok-credentials-probe": {
+        "task": "byok.credentials_probe_task",
+        "schedule": env.float("BYOK_LIVENESS_INTERVAL_SECONDS", default=900.0),
+    },
     "ledger-checkpoint": {
         "task": "audit.ledger_checkpoint_task",
         "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),
@@ -238,6 +248,19 @@ if PRODUCTION:
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+
+# --- BYOK -------------------------------------------------------------------------------------
+# Per-deployment provider base URLs, e.g. "openai=https://gw.example.com,anthropic=http://...".
+BYOK_PROVIDER_BASE_URLS: dict[str, str] = env.dict("BYOK_PROVIDER_BASE_URLS", default={})
+BYOK_PROBE_TIMEOUT_SECONDS = env.float("BYOK_PROBE_TIMEOUT_SECONDS", default=5.0)
+BYOK_LIVENESS_INTERVAL_SECONDS = env.float("BYOK_LIVENESS_INTERVAL_SECONDS", default=900.0)
+BYOK_LIVENESS_CONCURRENCY = env.int("BYOK_LIVENESS_CONCURRENCY", default=8)
+BYOK_BREAKER_FAILURE_THRESHOLD = env.int("BYOK_BREAKER_FAILURE_THRESHOLD", default=5)
+BYOK_BREAKER_RESET_SECONDS = env.float("BYOK_BREAKER_RESET_SECONDS", default=60.0)
+BYOK_DAILY_QUOTA_DEFAULT = env.int("BYOK_DAILY_QUOTA_DEFAULT", default=10000)
+# Redis holding the daily quota counters and breaker state (defaults to REDIS_URL).
+BYOK_REDIS_URL = env.str("BYOK_REDIS_URL", default="") or REDIS_URL
+BYOK_REDIS_TIMEOUT_SECONDS = env.float("BYOK_REDIS_TIMEOUT_SECONDS", default=1.0)
 
 # --- DRF + OpenAPI ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
