@@ -57,6 +57,7 @@ def breaker_for(provider: str) -> CircuitBreaker:
         failure_threshold=int(settings.BYOK_BREAKER_FAILURE_THRESHOLD),
         reset_timeout_seconds=float(settings.BYOK_BREAKER_RESET_SECONDS),
         trial_timeout_seconds=float(settings.BYOK_PROBE_TIMEOUT_SECONDS) * 2,
+        key_prefix=settings.BYOK_BREAKER_KEY_PREFIX,
     )
 
 

@@ -60,6 +60,16 @@ def provider(request) -> str:
 
 
 @pytest.fixture
-def byok_redis_clean(redis_client):
-    """Clean BYOK Redis state (quota counters, breakers) for the test's Redis db."""
-    return redis_client
+def byok_redis(settings):
+    """A Redis client; breaker keys get a per-test prefix, so parallel workers never share
+    breaker state (quota keys are per tenant id, already unique). Nothing is flushed."""
+    import uuid
+
+    import redis
+
+    settings.BYOK_BREAKER_KEY_PREFIX = f"test:{uuid.uuid4().hex}:breaker:"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    for key in client.scan_iter(match=f"{settings.BYOK_BREAKER_KEY_PREFIX}*"):
+        client.delete(key)
+    client.close()
