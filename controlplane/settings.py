@@ -258,6 +258,7 @@ BYOK_LIVENESS_CONCURRENCY = env.int("BYOK_LIVENESS_CONCURRENCY", default=8)
 BYOK_BREAKER_FAILURE_THRESHOLD = env.int("BYOK_BREAKER_FAILURE_THRESHOLD", default=5)
 BYOK_BREAKER_RESET_SECONDS = env.float("BYOK_BREAKER_RESET_SECONDS", default=60.0)
 BYOK_BREAKER_KEY_PREFIX = "tollgate:breaker:"
+BYOK_LIVENESS_LOCK_KEY = "tollgate:byok:liveness:lock"
 BYOK_DAILY_QUOTA_DEFAULT = env.int("BYOK_DAILY_QUOTA_DEFAULT", default=10000)
 # Redis holding the daily quota counters and breaker state (defaults to REDIS_URL).
 BYOK_REDIS_URL = env.str("BYOK_REDIS_URL", default="") or REDIS_URL

@@ -67,9 +67,11 @@ def byok_redis(settings):
 
     import redis
 
-    settings.BYOK_BREAKER_KEY_PREFIX = f"test:{uuid.uuid4().hex}:breaker:"
+    run = uuid.uuid4().hex
+    settings.BYOK_BREAKER_KEY_PREFIX = f"test:{run}:breaker:"
+    settings.BYOK_LIVENESS_LOCK_KEY = f"test:{run}:liveness:lock"
     client = redis.Redis.from_url(settings.REDIS_URL)
     yield client
-    for key in client.scan_iter(match=f"{settings.BYOK_BREAKER_KEY_PREFIX}*"):
+    for key in client.scan_iter(match=f"test:{run}:*"):
         client.delete(key)
     client.close()

@@ -172,3 +172,17 @@ def test_invalid_key_does_not_trip_breaker(tenant, provider_server, byok_redis, 
 def test_task_is_in_the_beat_schedule(settings):
     entries = {e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "byok.credentials_probe_task" in entries
+
+
+def test_overlapping_runs_are_skipped(tenant, provider_server, byok_redis, settings):
+    settings.BYOK_LIVENESS_INTERVAL_SECONDS = 60
+    _create(tenant, "openai")
+    provider_server.reset()
+    byok_redis.set(settings.BYOK_LIVENESS_LOCK_KEY, "another-worker", px=60_000)
+    try:
+        assert credentials_probe_task() == {"skipped_locked": 1}
+        assert provider_server.requests == []
+    finally:
+        byok_redis.delete(settings.BYOK_LIVENESS_LOCK_KEY)
+    assert credentials_probe_task() == {"valid": 1}
+    assert byok_redis.get(settings.BYOK_LIVENESS_LOCK_KEY) is None
