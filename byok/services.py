@@ -290,7 +290,23 @@ def credential_validate(*, credential_id: str, actor: str = "") -> ProviderCrede
     """Re-probe a stored key now and record the classified status."""
     credential = ProviderCredential.objects.get(pk=credential_id)
     _refuse_revoked(credential)
-    result = probe_key(credential.provider, vault.open_secret(credential))
+    try:
+        api_key = vault.open_secret(credential)
+    except crypto.DecryptionError:
+        log.error(
+            "byok_credential_undecryptable",
+            credential_id=credential.pk,
+            kek_version=credential.kek_version,
+        )
+        raise TollgateError(
+            "SERVICE_UNAVAILABLE",
+            "The stored key cannot be decrypted with the configured key-encryption keys.",
+            remediation="Operators: make sure BYOK_KEKS still holds KEK version "
+            f"{credential.kek_version} (see docs/byok.md, KEK rotation runbook).",
+            status=503,
+        ) from None
+    result = probe_key(credential.provider, api_key)
+    del api_key
     updated = apply_probe_result(
         credential_id=credential.pk, result=result, actor=actor, kind="byok.credential.validated"
     )

@@ -300,3 +300,12 @@ def test_resolve_unknown_provider_is_400(tenant):
     with pytest.raises(TollgateError) as exc:
         services.resolve_credential(tenant, "gpt")
     assert exc.value.code == "BYOK_UNKNOWN_PROVIDER"
+
+
+def test_validate_with_missing_kek_is_503_not_500(tenant, provider_server, settings):
+    credential = _create(tenant, "openai")
+    settings.BYOK_KEKS = "7:" + __import__("byok.crypto").crypto.generate_kek_b64()
+    with pytest.raises(TollgateError) as exc:
+        services.credential_validate(credential_id=credential.pk)
+    assert exc.value.status_code == 503
+    assert "KEK version 1" in exc.value.remediation
