@@ -37,6 +37,8 @@ def _ensure_local_secrets() -> None:
         "API_KEY_PEPPER": lambda: secrets.token_urlsafe(48),
         "LEDGER_SIGNING_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
         "SIGNING_KEY_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
+        # Versioned BYOK key-encryption keys: "<version>:<base64 32 bytes>[,...]".
+        "BYOK_KEKS": lambda: "1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
     VAR_DIR.mkdir(exist_ok=True)
     existing = (
@@ -64,6 +66,7 @@ REQUIRED_IN_PRODUCTION = (
     "REDIS_URL",
     "ALLOWED_HOSTS",
     "SIGNING_KEY_ENCRYPTION_KEY",
+    "BYOK_KEKS",
 )
 if PRODUCTION:
     _missing = [name for name in REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
@@ -90,6 +93,9 @@ else:
     LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY")
     # AES-256 key (base64, 32 bytes) encrypting approval-token signing keys at rest (AES-GCM).
     SIGNING_KEY_ENCRYPTION_KEY = env.str("SIGNING_KEY_ENCRYPTION_KEY")
+    # BYOK key-encryption keys, "<version>:<base64 32 bytes>[,...]"; the highest version wraps
+    # new credentials, older versions stay for reading until `manage.py rotate_byok_kek` ran.
+    BYOK_KEKS = env.str("BYOK_KEKS")
     if PRODUCTION and len(API_KEY_PEPPER) < 32:
         raise ImproperlyConfigured("API_KEY_PEPPER must be at least 32 characters in production.")
 
@@ -214,6 +220,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "enforcement.signing_keys_retire_task",
         "schedule": env.int("SIGNING_KEY_RETIRE_SECONDS", default=3600),
     },
+    "byok-credentials-probe": {
+        "task": "byok.credentials_probe_task",
+        "schedule": env.float("BYOK_LIVENESS_INTERVAL_SECONDS", default=900.0),
+    },
     "ledger-checkpoint": {
         "task": "audit.ledger_checkpoint_task",
         "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),
@@ -258,6 +268,21 @@ TOLLGATE_PUBLIC_URL = env.str("TOLLGATE_PUBLIC_URL", default="").rstrip("/")
 APPROVAL_TOKEN_ISSUER = env.str("APPROVAL_TOKEN_ISSUER", default="urn:tollgate")
 APPROVAL_TOKEN_AUDIENCE = env.str("APPROVAL_TOKEN_AUDIENCE", default="urn:tollgate:gate")
 APPROVAL_TOKEN_TTL_SECONDS = env.int("APPROVAL_TOKEN_TTL_SECONDS", default=24 * 3600)
+
+# --- BYOK -------------------------------------------------------------------------------------
+# Per-deployment provider base URLs, e.g. "openai=https://gw.example.com,anthropic=http://...".
+BYOK_PROVIDER_BASE_URLS: dict[str, str] = env.dict("BYOK_PROVIDER_BASE_URLS", default={})
+BYOK_PROBE_TIMEOUT_SECONDS = env.float("BYOK_PROBE_TIMEOUT_SECONDS", default=5.0)
+BYOK_LIVENESS_INTERVAL_SECONDS = env.float("BYOK_LIVENESS_INTERVAL_SECONDS", default=900.0)
+BYOK_LIVENESS_CONCURRENCY = env.int("BYOK_LIVENESS_CONCURRENCY", default=8)
+BYOK_BREAKER_FAILURE_THRESHOLD = env.int("BYOK_BREAKER_FAILURE_THRESHOLD", default=5)
+BYOK_BREAKER_RESET_SECONDS = env.float("BYOK_BREAKER_RESET_SECONDS", default=60.0)
+BYOK_BREAKER_KEY_PREFIX = "tollgate:breaker:"
+BYOK_LIVENESS_LOCK_KEY = "tollgate:byok:liveness:lock"
+BYOK_DAILY_QUOTA_DEFAULT = env.int("BYOK_DAILY_QUOTA_DEFAULT", default=10000)
+# Redis holding the daily quota counters and breaker state (defaults to REDIS_URL).
+BYOK_REDIS_URL = env.str("BYOK_REDIS_URL", default="") or REDIS_URL
+BYOK_REDIS_TIMEOUT_SECONDS = env.float("BYOK_REDIS_TIMEOUT_SECONDS", default=1.0)
 
 # --- DRF + OpenAPI ----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("controlplane.tenancy.api.urls")),
     path("", include("controlplane.audit.api.urls")),
     path("", include("enforcement.api.urls")),
+    path("", include("byok.api.urls")),
 ]
 
 urlpatterns = [

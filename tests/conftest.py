@@ -41,6 +41,12 @@ def _needs_redis(item) -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "redis: needs Redis")
+    # Tenants' default policy allows 250 ms per decision. Test machines are shared and
+    # loaded (xdist workers, 64-thread tests): give the default policy a deadline that
+    # measures correctness, not speed. Tests about deadlines publish their own.
+    from enforcement.policy.schema import DEFAULT_DOCUMENT
+
+    DEFAULT_DOCUMENT["decision_deadline_ms"] = 5000
 
 
 def pytest_collection_modifyitems(config, items):
