@@ -21,7 +21,8 @@ from enforcement.services.reservations import (
 from tests import factories
 from tests.enforcement.invariants import assert_money_invariants
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# 64 threads = 64 PostgreSQL connections: keep these tests on one xdist worker (loadgroup)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-connections")]
 THREADS = 64
 
 
