@@ -425,8 +425,9 @@ def resolve_credential(tenant, provider: str) -> ResolvedCredential | None:
     None means the tenant has no BYOK credential for the provider and does not require one.
     When it has one that is not ``valid`` (or requires one and has none) this raises 424
     ``BYOK_CREDENTIAL_UNAVAILABLE`` naming the status: there is no fallback to a platform key.
-    An ``unverifiable`` credential (stored only with an operator acknowledgement) is usable
-    and comes back flagged ``unverified``.
+    An ``unverifiable`` credential (stored only with an operator acknowledgement) comes back
+    flagged ``unverified`` when BYOK is optional for the provider; when the tenant *requires*
+    BYOK for it, only a ``valid`` credential is accepted, so unverifiable raises too.
     """
     _adapter_or_400(provider)
     credential = (
@@ -447,7 +448,9 @@ def resolve_credential(tenant, provider: str) -> ResolvedCredential | None:
         )
         _unavailable(provider, "revoked" if revoked else "missing", revoked)
     usable = credential.status == CredentialStatus.VALID or (
-        credential.status == CredentialStatus.UNVERIFIABLE and credential.acknowledged_unverifiable
+        credential.status == CredentialStatus.UNVERIFIABLE
+        and credential.acknowledged_unverifiable
+        and not required
     )
     if not usable:
         _unavailable(provider, credential.status, credential)

@@ -142,6 +142,14 @@ def test_unverifiable_needs_acknowledgement_and_is_flagged(tenant, noprobe_provi
     assert credential.acknowledged_unverifiable is True
     resolved = services.resolve_credential(tenant, noprobe_provider)
     assert resolved.unverified is True
+    # where the tenant requires BYOK, only a validated key will do
+    services.byok_settings_set(
+        tenant=tenant, required_providers=[noprobe_provider], daily_request_limit=None
+    )
+    with pytest.raises(TollgateError) as exc:
+        services.resolve_credential(tenant, noprobe_provider)
+    assert exc.value.status_code == 424
+    assert exc.value.extra["credential_status"] == "unverifiable"
 
 
 def test_second_live_credential_for_provider_is_409(tenant, provider_server, provider):
