@@ -24,7 +24,11 @@ from byok.crypto import (
 
 AAD = b"tenant:7f1c|credential:42"
 SECRET = "sk-ant-api03-SUPERSECRET-0123456789abcd"
-K1, K2, K3 = bytes(range(32)), bytes(range(32, 64)), bytes(range(64, 96))  # fixed: xdist needs stable test ids
+K1, K2, K3 = (
+    bytes(range(32)),
+    bytes(range(32, 64)),
+    bytes(range(64, 96)),
+)  # fixed: xdist needs stable test ids
 
 
 def b64(key: bytes) -> str:
