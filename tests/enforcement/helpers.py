@@ -53,7 +53,7 @@ def assert_money_invariants(*, hard: bool = True) -> None:
     * ``CreditGrant.remaining`` == amount - (pending holds + charged on committed ones), and
       stays within [0, amount].
     * In hard mode ``spent + reserved <= limit`` unless a late commit or an over-commit (both
-      recorded in the ledger) charged that period.
+      recorded in the ledger) or an invoice above the reported cost charged that period.
     """
     from collections import defaultdict
 
@@ -77,9 +77,11 @@ def assert_money_invariants(*, hard: bool = True) -> None:
         if alloc.budget_period_id:
             reserved[alloc.budget_period_id] += held
             spent[alloc.budget_period_id] += charged
+            adjustment = 0
             if res.state == Reservation.State.INVOICED:
-                spent[alloc.budget_period_id] += res.invoiced_micros - res.reported_micros
-            if res.late or res.overage_micros:
+                adjustment = res.invoiced_micros - res.reported_micros
+                spent[alloc.budget_period_id] += adjustment
+            if res.late or res.overage_micros or adjustment > 0:
                 excused.add(alloc.budget_period_id)
         else:
             drawn[alloc.credit_grant_id] += held + charged
