@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -13,19 +14,31 @@ from controlplane.core.canonical import canonical_json, sha256_hex
 from controlplane.core.clock import db_now
 
 
-def ledger_append(*, tenant_id: str, chain: str, kind: str, payload: dict[str, Any]) -> LedgerEntry:
+def ledger_append(
+    *,
+    tenant_id: str,
+    chain: str,
+    kind: str,
+    payload: dict[str, Any],
+    recorded_at: datetime | None = None,
+) -> LedgerEntry:
     """Append one entry to ``chain``; must run inside the transaction that made the change.
 
     The chain head row is locked, so appends to one chain are serialised and gap-free; callers
     that already hold the lock on the underlying object (a budget period) add no contention.
+    ``recorded_at`` lets a caller that already read the transaction's ``db_now()`` save the
+    round trip (on PostgreSQL ``now()`` is constant within a transaction).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger_append must run inside the transaction that made the change")
-    LedgerChain.objects.bulk_create(
-        [LedgerChain(id=chain, tenant_id=tenant_id)], ignore_conflicts=True
-    )
-    head = LedgerChain.objects.select_for_update().get(pk=chain)
-    recorded_at = db_now()
+    head = LedgerChain.objects.select_for_update().filter(pk=chain).first()
+    if head is None:  # first entry of this chain: create the head, then lock it
+        LedgerChain.objects.bulk_create(
+            [LedgerChain(id=chain, tenant_id=tenant_id)], ignore_conflicts=True
+        )
+        head = LedgerChain.objects.select_for_update().get(pk=chain)
+    if recorded_at is None:
+        recorded_at = db_now()
     seq = head.head_seq + 1
     digest = entry_hash(
         tenant_id=tenant_id,

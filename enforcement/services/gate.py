@@ -456,6 +456,7 @@ def _ledger_decision(tenant, decision, outcome, periods, project, environment) -
             chain=f"scope:{project.id}:{environment}",
             kind="decision.recorded",
             payload=base,
+            recorded_at=decision.created_at,
         )
         return
     for period in periods:
@@ -464,6 +465,7 @@ def _ledger_decision(tenant, decision, outcome, periods, project, environment) -
             chain=budget_period_chain(period.id),
             kind="decision.recorded",
             payload={**base, "reserved_delta": drawn.get(period.id, 0)},
+            recorded_at=decision.created_at,
         )
 
 

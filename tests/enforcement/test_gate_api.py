@@ -230,3 +230,24 @@ def test_grants_never_go_negative_constraint(tenant):
 
     with pytest.raises(IntegrityError), transaction.atomic():
         CreditGrant.objects.filter(pk=grant.pk).update(remaining_micros=-1)
+
+
+def test_queries_per_decision_do_not_grow_with_history(client_a, tenant, payments):
+    """Balances are counters and chains are heads: decision #60 costs what decision #2 costs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    factories.make_budget(tenant, "1000.00")
+    factories.make_budget(tenant, "1000.00", project=payments)
+
+    def queries_for_one():
+        with CaptureQueriesContext(connection) as ctx:
+            assert gate(client_a, estimated_cost_usd="0.01").status_code == 201
+        return len(ctx.captured_queries)
+
+    queries_for_one()  # creates the periods and chains
+    early = queries_for_one()
+    for _ in range(50):
+        gate(client_a, estimated_cost_usd="0.01")
+    assert queries_for_one() == early
+    assert early <= 24, early
