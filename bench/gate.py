@@ -6,7 +6,7 @@
 
 What it does (figures, not asserts):
 
-1. (Re)creates a separate PostgreSQL database (``--db-name``, default ``tollgate_bench``) on the
+1. (Re)creates a separate PostgreSQL database (``--db-name``, default ``tollgate_bench_gate``) on the
    server of ``$DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432``) and migrates it.
 2. Seeds one tenant, one API key, one hot budget (project ``hot``) and 100 budgets over 100
    projects (``p000`` .. ``p099``). Limits are large so every decision is a real ALLOW that
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2 * (cpus or 1) + 1, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
-    parser.add_argument("--db-name", default="tollgate_bench")
+    parser.add_argument("--db-name", default="tollgate_bench_gate")
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL")
@@ -207,6 +207,56 @@ def stop_server(server: subprocess.Popen) -> None:
             server.wait()
 
 
+# --- CPU accounting (load-independent cost per request) ---------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def _pids(match) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if match(int(entry), ppid, cmdline):
+            found.append(int(entry))
+    return found
+
+
+def cpu_snapshot(server_pid: int, db_name: str) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of the gunicorn workers and of the PostgreSQL backends of the bench DB."""
+    if not os.path.isdir("/proc"):
+        return {"app": {}, "db": {}}
+    app = _pids(lambda pid, ppid, cmd: pid == server_pid or ppid == server_pid)
+    db = _pids(lambda pid, ppid, cmd: cmd.startswith("postgres:") and f" {db_name} " in cmd)
+    return {
+        "app": {pid: _proc_cpu(pid) for pid in app},
+        "db": {pid: _proc_cpu(pid) for pid in db},
+    }
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    return {
+        kind: sum(after[kind][pid] - before[kind].get(pid, 0.0) for pid in after[kind])
+        for kind in ("app", "db")
+    }
+
+
 # --- the load generator -----------------------------------------------------------------------
 
 
@@ -281,6 +331,7 @@ async def drive(port, token, scenario, clients, duration, warmup, rate=None):
     """Closed loop (rate None) or paced at ``rate`` requests/s in total."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    total = [0]
     counter = iter(range(10**12))
     conns = [Connection(port, token) for _ in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
@@ -303,6 +354,7 @@ async def drive(port, token, scenario, clients, duration, warmup, rate=None):
             method, path, body, extra = make_request(scenario, next(counter))
             status = await conn.request(method, path, body, extra)
             done = loop.time()
+            total[0] += 1
             if sent >= measure_from:
                 latencies.append(done - sent)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -311,7 +363,9 @@ async def drive(port, token, scenario, clients, duration, warmup, rate=None):
     await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
     for conn in conns:
         conn.close()
-    return summarise(scenario, latencies, statuses, duration, rate)
+    row = summarise(scenario, latencies, statuses, duration, rate)
+    row["requests_incl_warmup"] = total[0]
+    return row
 
 
 def percentile(sorted_values, q):
@@ -343,7 +397,8 @@ def print_row(row):
     print(
         f"{label:<18} {row['per_second']:>9.1f}/s  p50 {row['p50_ms']:>7.2f} ms  "
         f"p95 {row['p95_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
-        f"statuses {row['statuses']}",
+        f"cpu/req app {row.get('app_cpu_ms', float('nan')):.2f} ms "
+        f"db {row.get('db_cpu_ms', float('nan')):.2f} ms  statuses {row['statuses']}",
         flush=True,
     )
 
@@ -371,6 +426,7 @@ def main(argv=None) -> int:
         )
         by_name = {}
         for scenario in scenarios:
+            before = cpu_snapshot(server.pid, args.db_name)
             if scenario == "half":
                 if "spread" not in by_name:
                     continue
@@ -383,12 +439,26 @@ def main(argv=None) -> int:
                 row = asyncio.run(
                     drive(port, token, scenario, args.clients, args.duration, args.warmup)
                 )
+            used = cpu_used(before, cpu_snapshot(server.pid, args.db_name))
+            count = max(row.pop("requests_incl_warmup"), 1)
+            row["app_cpu_ms"] = round(used["app"] / count * 1000, 2)
+            row["db_cpu_ms"] = round(used["db"] / count * 1000, 2)
             by_name[row["scenario"]] = row
             results.append(row)
             print_row(row)
         if "trivial" in by_name and "spread" in by_name:
             ratio = by_name["spread"]["per_second"] / by_name["trivial"]["per_second"]
             print(f"spread decisions/s vs trivial endpoint req/s: {ratio:.2f}")
+        if "spread" in by_name:
+            spread = by_name["spread"]
+            per = spread["app_cpu_ms"] + spread["db_cpu_ms"]
+            if per > 0:
+                cpus = os.cpu_count() or 1
+                print(
+                    f"CPU per spread decision: {per:.2f} ms (app {spread['app_cpu_ms']:.2f} + "
+                    f"PostgreSQL {spread['db_cpu_ms']:.2f}); {cpus} idle CPUs could serve at most "
+                    f"~{cpus * 1000 / per:.0f} decisions/s before the load generator's share"
+                )
     finally:
         if server is not None:
             stop_server(server)
