@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from django.db import connection
+from django.db import OperationalError, connection
+
+
+def _connect(deadline_seconds: float = 30.0) -> None:
+    """Open this thread's connection before the start line.
+
+    On a PostgreSQL server shared with other test runs, ``max_connections`` may be briefly
+    exhausted; waiting for a free slot (polling, bounded) keeps that infrastructure limit from
+    masquerading as a result. In CI the first attempt succeeds.
+    """
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        try:
+            connection.ensure_connection()
+            return
+        except OperationalError as exc:
+            if "too many clients" not in str(exc) or time.monotonic() > deadline:
+                raise
+            connection.close()
+            time.sleep(0.05)
 
 
 def run_threads(count: int, work) -> list:
@@ -17,6 +37,7 @@ def run_threads(count: int, work) -> list:
 
     def runner(index: int) -> None:
         try:
+            _connect()
             barrier.wait(timeout=60)
             results[index] = work(index)
         except BaseException as exc:  # collected and inspected by the test
