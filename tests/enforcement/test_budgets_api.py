@@ -303,3 +303,20 @@ class TestBudgetAndGrantTenantIsolation(TenantIsolationContract):
         before = LedgerEntry.objects.count()
         self._call(client_b, isolation_case, obj)
         assert LedgerEntry.objects.count() == before
+
+
+def test_ledger_endpoints_stay_inside_the_tenant(client_a, client_b, tenant, payments):
+    factories.make_budget(tenant, "100.00", project=payments)
+    body = gate_service(tenant, micros=1_000_000)
+    period_id = body["reservation"]["allocations"][0]["period_id"]
+    chain = f"bp:{period_id}"
+    own = client_a.get(f"/api/v1/ledger?chain={chain}").json()["results"]
+    assert own and all(e["chain"] == chain for e in own)
+    assert client_b.get(f"/api/v1/ledger?chain={chain}").json()["results"] == []
+    export = client_b.get("/api/v1/ledger/export?format=jsonl")
+    assert export.status_code == 200
+    assert period_id not in export.content.decode() and tenant.id not in export.content.decode()
+    verify = client_b.get("/api/v1/ledger/verify").json()
+    own_verify = client_a.get("/api/v1/ledger/verify").json()
+    assert verify["ok"] and own_verify["ok"]
+    assert verify["entries_checked"] < own_verify["entries_checked"]
