@@ -56,7 +56,9 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before each scenario")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=2 * (cpus or 1) + 1, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="gunicorn threads per worker (production default)"
+    )
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--db-name", default="tollgate_bench_gate")
     parser.add_argument(
