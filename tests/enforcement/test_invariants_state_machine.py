@@ -157,7 +157,7 @@ def test_money_invariants_hold_under_random_sequences():
     run_state_machine_as_test(
         MoneyMachine,
         settings=settings(
-            max_examples=20,
+            max_examples=25,
             stateful_step_count=20,
             deadline=None,
             database=None,
