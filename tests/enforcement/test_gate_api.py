@@ -251,3 +251,22 @@ def test_queries_per_decision_do_not_grow_with_history(client_a, tenant, payment
         gate(client_a, estimated_cost_usd="0.01")
     assert queries_for_one() == early
     assert early <= 24, early
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"resource": {"attributes": {"x": "a\u0000b"}}}, "resource.attributes"),
+        ({"resource": {"attributes": {"k\u0000": 1}}}, "resource.attributes"),
+        ({"resource": {"attributes": {"deep": [{"v": "\u0000"}]}}}, "resource.attributes"),
+        ({"labels": {"team\u0000": "core"}}, "labels"),
+        ({"action": "deploy\u0000"}, "action"),
+    ],
+)
+@pytest.mark.parametrize("environment", ["prod", "dev"])
+def test_nul_characters_are_400_not_the_fail_mode(client_a, payments, extra, field, environment):
+    """A NUL would abort the transaction like a database outage; it must never fail open."""
+    response = gate(client_a, environment=environment, estimated_cost_usd="1.00", **extra)
+    problem = assert_problem(response, 400, "VALIDATION_FAILED")
+    assert field in {e["field"] for e in problem["errors"]}, problem["errors"]
+    assert Decision.objects.count() == 0

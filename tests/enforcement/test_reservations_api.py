@@ -384,3 +384,15 @@ class TestReservationTenantIsolation(TenantIsolationContract):
         self._call(client_b, isolation_case, obj)
         obj.refresh_from_db()
         assert obj.state == "pending"
+
+
+def test_commit_usage_with_nul_is_400(client_a, tenant, budget):
+    rid = _reserve(tenant)
+    response = client_a.post(
+        f"/api/v1/reservations/{rid}/commit",
+        {"actual_cost_usd": "1.00", "usage": {"note": "a\u0000"}},
+        format="json",
+    )
+    problem = assert_problem(response, 400, "VALIDATION_FAILED")
+    assert "usage" in {e["field"] for e in problem["errors"]}
+    assert Reservation.objects.get(pk=rid).state == "pending"
