@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TEST_SETTINGS := controlplane.settings_test
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install demo test lint checks pytest bench clean
 
@@ -33,7 +34,7 @@ pytest: install
 test: lint checks pytest
 
 bench: install
-	$(PY) bench/gate.py
+	$(PY) bench/gate.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -228,6 +228,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "audit.ledger_checkpoint_task",
         "schedule": env.int("LEDGER_CHECKPOINT_SECONDS", default=300),
     },
+    "ledger-verify": {
+        "task": "audit.ledger_verify_task",
+        "schedule": env.int("LEDGER_VERIFY_SECONDS", default=3600),
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

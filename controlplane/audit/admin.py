@@ -9,12 +9,20 @@ from django.urls import path
 from controlplane.audit.models import (
     LedgerCheckpoint,
     LedgerEntry,
+    LedgerVerification,
     OutboxDelivery,
     OutboxEvent,
     WebhookEndpoint,
 )
-from controlplane.audit.services import checkpoint_create
-from controlplane.audit.verify import verify_ledger
+from controlplane.audit.services import checkpoint_create, ledger_verify_record
+
+
+def ledger_status() -> dict:
+    """Last signed checkpoint and last recorded verification (cheap: two indexed reads)."""
+    return {
+        "last_checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
+        "last_verification": LedgerVerification.objects.order_by("-created_at").first(),
+    }
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,6 +48,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     def short_hash(self, obj):
         return obj.hash[:16] + "…"
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), **ledger_status()}
+        return super().changelist_view(request, extra_context=extra_context)
+
     def get_urls(self):
         extra = [
             path(
@@ -54,12 +66,13 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         if request.method == "POST" and "checkpoint" in request.POST:
             checkpoint = checkpoint_create()
             self.message_user(request, f"Checkpoint {checkpoint.id} signed.", messages.SUCCESS)
-        report = verify_ledger()
+        report = ledger_verify_record(trigger="admin")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Ledger verification",
             "report": report,
+            **ledger_status(),
         }
         return TemplateResponse(request, "admin/audit/verify.html", context)
 
@@ -67,6 +80,40 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 @admin.register(LedgerCheckpoint)
 class LedgerCheckpointAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "id", "key_id", "heads_sha256"]
+
+
+@admin.register(LedgerVerification)
+class LedgerVerificationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "status",
+        "trigger",
+        "tenant_id",
+        "chains_checked",
+        "entries_checked",
+        "checkpoints_checked",
+    ]
+    list_filter = ["ok", "trigger"]
+    readonly_fields = [
+        "id",
+        "created_at",
+        "ok",
+        "trigger",
+        "tenant_id",
+        "chains_checked",
+        "entries_checked",
+        "checkpoints_checked",
+        "problems",
+    ]
+    change_list_template = "admin/audit/ledgerverification/change_list.html"
+
+    @admin.display(description="result", boolean=False)
+    def status(self, obj):
+        return "intact" if obj.ok else f"TAMPERING DETECTED ({len(obj.problems)})"
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), **ledger_status()}
+        return super().changelist_view(request, extra_context=extra_context)
 
 
 @admin.register(WebhookEndpoint)

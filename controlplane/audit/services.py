@@ -168,3 +168,31 @@ def checkpoint_create() -> LedgerCheckpoint:
 
 
 __all__ = ["GENESIS_HASH", "checkpoint_create", "ledger_append", "ledger_append_control"]
+
+
+def ledger_verify_record(*, trigger: str, tenant_id: str | None = None):
+    """Verify the ledger and keep the outcome, so operators see the last result at a glance."""
+    from controlplane.audit.models import LedgerVerification
+    from controlplane.audit.verify import verify_ledger
+
+    report = verify_ledger(tenant_id=tenant_id)
+    LedgerVerification.objects.create(
+        tenant_id=tenant_id or "",
+        trigger=trigger,
+        ok=report.ok,
+        chains_checked=report.chains_checked,
+        entries_checked=report.entries_checked,
+        checkpoints_checked=report.checkpoints_checked,
+        problems=report.to_dict()["problems"][:200],
+        created_at=db_now(),
+    )
+    return report
+
+
+__all__ = [
+    "GENESIS_HASH",
+    "checkpoint_create",
+    "ledger_append",
+    "ledger_append_control",
+    "ledger_verify_record",
+]

@@ -11,6 +11,14 @@ def ledger_checkpoint_task() -> str:
     return checkpoint_create().id
 
 
+@shared_task(name="audit.ledger_verify_task")
+def ledger_verify_task() -> bool:
+    """Verify every chain and checkpoint and record the result (shown in the admin)."""
+    from controlplane.audit.services import ledger_verify_record
+
+    return ledger_verify_record(trigger="task").ok
+
+
 @shared_task(name="audit.outbox_deliver_task")
 def outbox_deliver_task() -> dict:
     """Fan out new events and send due webhooks; several workers may run it at once."""

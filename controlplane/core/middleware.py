@@ -47,12 +47,23 @@ class RequestIdMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse bodies over MAX_REQUEST_BODY_BYTES before anything reads them (413 problem+json)."""
+    """Refuse bodies over MAX_REQUEST_BODY_BYTES before anything reads them (413 problem+json),
+    and URLs with NUL characters (400)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        # PostgreSQL text cannot hold U+0000: a NUL in the path or query would reach a lookup
+        # and fail there as a database error (a 500). Refuse it up front as a client error.
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            return problem_response(
+                request,
+                status=400,
+                code=CoreErrorCode.MALFORMED_REQUEST,
+                detail="The URL contains a NUL character.",
+                remediation="Remove %00 from the path and query string.",
+            )
         raw_length = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw_length)

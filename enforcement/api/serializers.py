@@ -9,10 +9,29 @@ from controlplane.core.serializers import PrintableKeyField, StrictSerializer, U
 from enforcement.models import Budget, CreditGrant, Decision, Reservation
 
 
+def no_nul(value) -> None:
+    """Reject NUL characters anywhere in free-form JSON (keys and strings, at any depth).
+
+    PostgreSQL cannot store U+0000 in text or jsonb; letting one through would fail the
+    decision's transaction as if the database were down (and answer with the fail mode).
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise serializers.ValidationError("Null characters are not allowed.")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 class ResourceSerializer(StrictSerializer):
     type = serializers.CharField(max_length=200, required=False, allow_blank=True)
     id = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    attributes = serializers.DictField(required=False)
+    attributes = serializers.DictField(required=False, validators=[no_nul])
 
 
 class GateDecisionRequestSerializer(StrictSerializer):
@@ -25,7 +44,10 @@ class GateDecisionRequestSerializer(StrictSerializer):
     monthly_delta_usd = UsdField(required=False, allow_null=True)
     hourly_delta_usd = UsdField(required=False, allow_null=True)
     labels = serializers.DictField(
-        child=serializers.CharField(max_length=200), required=False, default=dict
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=dict,
+        validators=[no_nul],
     )
     requester = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
     ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
@@ -204,7 +226,7 @@ class ReservationSerializer(serializers.ModelSerializer):
 
 class CommitSerializer(StrictSerializer):
     actual_cost_usd = UsdField()
-    usage = serializers.DictField(required=False, default=dict)
+    usage = serializers.DictField(required=False, default=dict, validators=[no_nul])
 
 
 class ExtendSerializer(StrictSerializer):

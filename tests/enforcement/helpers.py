@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 from controlplane.core.money import format_usd
+from enforcement.models import Policy, Reservation
 from enforcement.policy.schema import DEFAULT_DOCUMENT
+from enforcement.services.gate import GateRequest, gate_decide
 from enforcement.services.policies import policy_create_draft, policy_publish
 
 
@@ -16,9 +19,9 @@ def publish_policy(tenant, document: dict[str, Any] | None = None, *, text: str 
     return policy_publish(tenant=tenant, version=draft.version)
 
 
-def policy_document(**overrides: Any) -> dict[str, Any]:
-    """The default document with top-level sections merged with ``overrides``."""
-    document = copy.deepcopy(DEFAULT_DOCUMENT)
+def policy_document(base: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """``base`` (default: the built-in default document) with top-level sections merged."""
+    document = copy.deepcopy(base if base is not None else DEFAULT_DOCUMENT)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(document.get(key), dict):
             document[key] = {**document[key], **value}
@@ -41,7 +44,12 @@ def set_gate_settings(
     max_ttl_seconds: int | None = None,
     rules: list[dict[str, Any]] | None = None,
 ):
-    """Publish a policy with these settings (``modes`` keyed by source, ``*`` = default)."""
+    """Publish a policy changing these settings on top of the tenant's published one.
+
+    The one place tests configure the gate (``modes`` keyed by source, ``*`` = default); calls
+    accumulate like edits to a settings row.
+    """
+    current = Policy.objects.filter(tenant=tenant, state="published").first()
     overrides: dict[str, Any] = {}
     if modes is not None:
         default = modes.get("*", {"prod": "hard", "nonprod": "hard"})
@@ -71,4 +79,84 @@ def set_gate_settings(
         overrides["reservations"] = reservations
     if rules is not None:
         overrides["rules"] = rules
-    return publish_policy(tenant, policy_document(**overrides))
+    base = current.document if current is not None else None
+    return publish_policy(tenant, policy_document(base, **overrides))
+
+
+def hard_mode(tenant) -> None:
+    set_gate_settings(tenant, modes={"*": {"prod": "hard", "nonprod": "hard"}})
+
+
+def gate_service(tenant, *, micros: int, project="payments", environment="prod", key=None, **kw):
+    """Call the gate service directly (no HTTP); returns the response body."""
+    result = gate_decide(
+        tenant=tenant,
+        api_key=None,
+        req=GateRequest(
+            source=kw.pop("source", "api"),
+            idempotency_key=key or uuid.uuid4().hex,
+            project=project,
+            environment=environment,
+            estimated_micros=micros,
+            **kw,
+        ),
+    )
+    return result.response
+
+
+def reservation_of(body) -> Reservation | None:
+    if not body.get("reservation"):
+        return None
+    return Reservation.objects.get(pk=body["reservation"]["id"])
+
+
+def assert_money_invariants(*, hard: bool = True) -> None:
+    """Every counter equals the sum of its allocations; hard budgets are never overbooked.
+
+    * ``BudgetPeriod.reserved`` == sum of its allocations on pending reservations.
+    * ``BudgetPeriod.spent`` == sum of what committed/invoiced allocations were charged, plus
+      reconciliation adjustments.
+    * ``CreditGrant.remaining`` == amount - (pending holds + charged on committed ones), and
+      stays within [0, amount].
+    * In hard mode ``spent + reserved <= limit`` unless a late commit or an over-commit (both
+      recorded in the ledger) or an invoice above the reported cost charged that period.
+    """
+    from collections import defaultdict
+
+    from enforcement.models import BudgetPeriod, CreditGrant, ReservationAllocation
+
+    reserved = defaultdict(int)
+    spent = defaultdict(int)
+    drawn = defaultdict(int)
+    excused = set()
+    allocations = ReservationAllocation.objects.select_related("reservation")
+    for alloc in allocations:
+        res = alloc.reservation
+        if res.state == Reservation.State.PENDING:
+            held = alloc.amount_micros
+            charged = 0
+        elif res.state in (Reservation.State.COMMITTED, Reservation.State.INVOICED):
+            held = 0
+            charged = alloc.charged_micros
+        else:
+            held = charged = 0
+        if alloc.budget_period_id:
+            reserved[alloc.budget_period_id] += held
+            spent[alloc.budget_period_id] += charged
+            adjustment = 0
+            if res.state == Reservation.State.INVOICED:
+                adjustment = res.invoiced_micros - res.reported_micros
+                spent[alloc.budget_period_id] += adjustment
+            if res.late or res.overage_micros or adjustment > 0:
+                excused.add(alloc.budget_period_id)
+        else:
+            drawn[alloc.credit_grant_id] += held + charged
+    for period in BudgetPeriod.objects.all():
+        assert period.reserved_micros == reserved[period.id], (period.id, "reserved")
+        assert period.spent_micros == spent[period.id], (period.id, "spent")
+        assert period.reserved_micros >= 0 and period.spent_micros >= 0
+        if hard and period.id not in excused:
+            assert period.spent_micros + period.reserved_micros <= period.limit_micros, period.id
+    for grant in CreditGrant.objects.all():
+        assert 0 <= grant.remaining_micros <= grant.amount_micros, grant.id
+        assert grant.remaining_micros == grant.amount_micros - drawn[grant.id], grant.id

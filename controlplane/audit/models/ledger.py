@@ -106,3 +106,25 @@ class LedgerCheckpoint(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Checkpoints are append-only.")
+
+
+class LedgerVerification(models.Model):
+    """The outcome of one full ledger verification (admin, ``verify_ledger`` or the beat task)."""
+
+    id = models.CharField(
+        primary_key=True, max_length=32, default=id_factory("lvr"), editable=False
+    )
+    tenant_id = models.CharField(max_length=32, blank=True, default="")  # "" = every tenant
+    trigger = models.CharField(max_length=16)  # admin | command | task
+    ok = models.BooleanField()
+    chains_checked = models.IntegerField()
+    entries_checked = models.BigIntegerField()
+    checkpoints_checked = models.IntegerField()
+    problems = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"verification {self.id} ({'intact' if self.ok else 'FAILED'})"

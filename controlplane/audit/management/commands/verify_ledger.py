@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from controlplane.audit.verify import verify_ledger
+from controlplane.audit.services import ledger_verify_record
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
-        report = verify_ledger(tenant_id=options.get("tenant"))
+        report = ledger_verify_record(trigger="command", tenant_id=options.get("tenant"))
         if options["json"]:
             self.stdout.write(json.dumps(report.to_dict(), indent=2))
         else:

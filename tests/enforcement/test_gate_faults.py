@@ -1,0 +1,118 @@
+"""A database failure in the middle of a decision: nothing half-written, the fail mode answers.
+
+The failure is a real one: a PostgreSQL trigger that raises on INSERT into one of the tables the
+decision writes last (the ledger or the outbox), so the decision, reservation and counter updates
+have already been executed when the transaction aborts.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import DatabaseError, connection
+
+from controlplane.audit.models import LedgerChain, LedgerEntry, OutboxEvent
+from controlplane.audit.verify import verify_ledger
+from enforcement.models import (
+    BudgetPeriod,
+    CreditGrant,
+    Decision,
+    Reservation,
+    ReservationAllocation,
+)
+from enforcement.services.gate import CannotDecide
+from tests import factories
+from tests.api_contracts import assert_problem
+from tests.enforcement.helpers import gate_service, set_gate_settings
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/gate/decisions"
+
+
+@pytest.fixture
+def world(tenant):
+    project = factories.make_project(tenant, "payments")
+    budget = factories.make_budget(tenant, "100.00", project=project)
+    grant = factories.make_grant(tenant, "50.00")
+    gate_service(tenant, micros=90_000_000)  # periods exist, some money already held
+    return budget, grant
+
+
+def _fail_inserts_into(model) -> None:
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION tollgate_test_fail() RETURNS trigger AS $$
+            BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql;
+            """
+        )
+        cursor.execute(
+            f'CREATE TRIGGER tollgate_test_fail AFTER INSERT ON "{table}" '
+            "FOR EACH ROW EXECUTE FUNCTION tollgate_test_fail()"
+        )
+
+
+def _snapshot():
+    return {
+        "decisions": Decision.objects.count(),
+        "reservations": Reservation.objects.count(),
+        "allocations": ReservationAllocation.objects.count(),
+        "ledger": LedgerEntry.objects.count(),
+        "outbox": OutboxEvent.objects.count(),
+        "periods": sorted(
+            BudgetPeriod.objects.values_list("id", "reserved_micros", "spent_micros")
+        ),
+        "grants": sorted(CreditGrant.objects.values_list("id", "remaining_micros")),
+        "heads": sorted(LedgerChain.objects.values_list("id", "head_seq", "head_hash")),
+    }
+
+
+@pytest.mark.parametrize("failing", [LedgerEntry, OutboxEvent], ids=["ledger", "outbox"])
+def test_failure_mid_decision_leaves_nothing_half_written(tenant, world, failing):
+    before = _snapshot()
+    _fail_inserts_into(failing)
+    with pytest.raises(CannotDecide) as exc:
+        gate_service(tenant, micros=30_000_000)  # would draw budget and credits
+    assert exc.value.cause == "database" and isinstance(exc.value.__cause__, DatabaseError)
+    assert _snapshot() == before
+    assert verify_ledger(tenant_id=tenant.id).ok
+
+
+def _gate(client, environment):
+    return client.post(
+        URL,
+        {"project": "payments", "environment": environment, "estimated_cost_usd": "30.00"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+    )
+
+
+def test_prod_fails_closed_with_503_not_500(client_a, tenant, world):
+    before = _snapshot()
+    _fail_inserts_into(OutboxEvent)
+    response = _gate(client_a, "prod")
+    problem = assert_problem(response, 503, "GATE_UNAVAILABLE")
+    assert problem["fail_open"] is False
+    assert response["Retry-After"] == "5"
+    assert _snapshot() == before
+
+
+def test_nonprod_fails_open_and_flags_it(client_a, tenant, world):
+    before = _snapshot()
+    _fail_inserts_into(LedgerEntry)
+    response = _gate(client_a, "dev")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["outcome"] == "ALLOW" and body["fail_open"] is True
+    assert body["reason_code"] == "FAIL_OPEN" and body["enforced"] is False
+    assert body["decision_id"] is None and body["reservation"] is None
+    assert _snapshot() == before
+
+
+def test_fail_mode_comes_from_the_tenant_settings(client_a, tenant, world):
+    set_gate_settings(tenant, fail_modes={"prod": "open", "nonprod": "closed"})
+    _fail_inserts_into(OutboxEvent)
+    assert _gate(client_a, "prod").json()["fail_open"] is True
+    assert_problem(_gate(client_a, "dev"), 503, "GATE_UNAVAILABLE")
