@@ -108,6 +108,8 @@ def production_env(args, metrics_dir: str) -> dict:
         SECRET_KEY=secrets.token_urlsafe(50),
         API_KEY_PEPPER=secrets.token_urlsafe(48),
         LEDGER_SIGNING_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        SIGNING_KEY_ENCRYPTION_KEY=base64.b64encode(secrets.token_bytes(32)).decode(),
+        BYOK_KEKS="1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         DATABASE_URL=database_url(args.db_name),
         REDIS_URL=args.redis_url,
         CELERY_BROKER_URL=args.redis_url,
