@@ -334,6 +334,6 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging (structlog, JSON lines) ----------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING_CONFIG = "controlplane.core.logging.configure_logging"
 LOGGING = {"level": LOG_LEVEL}
