@@ -46,28 +46,33 @@ def ledger_append(
     )
 
 
-def _insert_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at):
+def _next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at) -> LedgerEntry:
+    """The (unsaved) entry that follows a chain head, with its hash."""
     seq = head_seq + 1
-    digest = entry_hash(
+    return LedgerEntry(
         tenant_id=tenant_id,
         chain=chain,
         seq=seq,
         kind=kind,
         payload=payload,
         prev_hash=head_hash,
+        hash=entry_hash(
+            tenant_id=tenant_id,
+            chain=chain,
+            seq=seq,
+            kind=kind,
+            payload=payload,
+            prev_hash=head_hash,
+            recorded_at=recorded_at,
+        ),
         recorded_at=recorded_at,
     )
-    entry = LedgerEntry.objects.create(
-        tenant_id=tenant_id,
-        chain=chain,
-        seq=seq,
-        kind=kind,
-        payload=payload,
-        prev_hash=head_hash,
-        hash=digest,
-        recorded_at=recorded_at,
-    )
-    LedgerChain.objects.filter(pk=chain).update(head_seq=seq, head_hash=digest)
+
+
+def _insert_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at):
+    entry = _next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at)
+    entry.save(force_insert=True)
+    LedgerChain.objects.filter(pk=chain).update(head_seq=entry.seq, head_hash=entry.hash)
     return entry
 
 
@@ -91,26 +96,8 @@ def _append_postgresql(connection, tenant_id, chain, kind, payload, recorded_at)
     with connection.cursor() as cursor:
         cursor.execute(_HEAD_SQL, [chain, tenant_id, GENESIS_HASH])
         head_seq, head_hash, now = cursor.fetchone()
-        recorded_at = recorded_at or now
-        seq = head_seq + 1
-        digest = entry_hash(
-            tenant_id=tenant_id,
-            chain=chain,
-            seq=seq,
-            kind=kind,
-            payload=payload,
-            prev_hash=head_hash,
-            recorded_at=recorded_at,
-        )
-        entry = LedgerEntry(
-            tenant_id=tenant_id,
-            chain=chain,
-            seq=seq,
-            kind=kind,
-            payload=payload,
-            prev_hash=head_hash,
-            hash=digest,
-            recorded_at=recorded_at,
+        entry = _next_entry(
+            tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at or now
         )
         cursor.execute(
             _APPEND_SQL,
@@ -118,13 +105,13 @@ def _append_postgresql(connection, tenant_id, chain, kind, payload, recorded_at)
                 entry.id,
                 tenant_id,
                 chain,
-                seq,
+                entry.seq,
                 kind,
                 json.dumps(payload),
                 head_hash,
-                digest,
-                recorded_at,
-                digest,
+                entry.hash,
+                entry.recorded_at,
+                entry.hash,
                 chain,
             ],
         )
