@@ -248,6 +248,18 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
             raise
         return _replay(existing, fp, api_key)
     except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == "22003":
+            # A counter would overflow (e.g. soft mode holding huge amounts past the limit):
+            # the request is the problem, not the database, so it must never reach fail-open.
+            raise TollgateError(
+                EnforcementErrorCode.AMOUNT_OUT_OF_RANGE,
+                "This amount would overflow a budget or credit counter; nothing was written.",
+                remediation="Send a realistic amount, or release/commit the outstanding holds.",
+                status=422,
+                errors=[
+                    {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
+                ],
+            ) from exc
         if _is_timeout(exc):
             raise CannotDecide(
                 "deadline", f"a lock or statement exceeded {policy.deadline_ms} ms"

@@ -471,3 +471,19 @@ def test_approval_routing_comes_from_the_matching_rule(client_a, tenant, payment
     dev = gate(client_a, environment="dev", estimated_cost_usd="150.00").json()
     dev_routing = ApprovalRequest.objects.get(pk=dev["approval"]["id"]).routing
     assert dev_routing["separate_from_requester"] is False
+
+
+def test_counter_overflow_is_a_client_error_never_fail_open(client_a, tenant, payments):
+    """Soft mode holds past the limit; at the maximum amount (1e11 USD) bigint overflows at 93."""
+    set_gate_settings(
+        tenant,
+        modes={"*": {"prod": "soft", "nonprod": "soft"}},
+        fail_modes={"prod": "open", "nonprod": "open"},
+    )
+    factories.make_budget(tenant, "1.00", project=payments)
+    huge = "100000000000"
+    statuses = [gate(client_a, estimated_cost_usd=huge).status_code for _ in range(92)]
+    assert statuses == [201] * 92  # 92 x 1e17 micros fit in a bigint (9.22e18)
+    body = assert_problem(gate(client_a, estimated_cost_usd=huge), 422, "AMOUNT_OUT_OF_RANGE")
+    assert "fail_open" not in body
+    assert Decision.objects.filter(tenant=tenant).count() == 92
