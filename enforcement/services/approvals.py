@@ -36,13 +36,6 @@ log = structlog.get_logger(__name__)
 State = ApprovalRequest.State
 
 
-def approval_routing_for(*, tenant: Tenant, env_class: str, rule_id: str | None) -> dict:
-    """Who must approve: the matching rule's approvers, else the published policy's default."""
-    from enforcement.services.policies import active_policy
-
-    return active_policy(tenant.id).approval_routing(rule_id=rule_id or None, env_class=env_class)
-
-
 def approval_url(approval_id: str) -> str:
     return f"{settings.TOLLGATE_PUBLIC_URL}/api/v1/approvals/{approval_id}"
 
@@ -79,14 +72,16 @@ def approval_build(
     tenant: Tenant,
     decision,
     reservation: Reservation | None,
-    env_class: str,
-    rule_id: str | None,
+    routing: dict,
     requester: str,
     api_key,
     now: datetime,
 ) -> ApprovalRequest:
-    """An unsaved request for a REQUIRE_APPROVAL decision; the hold now lasts as long as it."""
-    routing = approval_routing_for(tenant=tenant, env_class=env_class, rule_id=rule_id)
+    """An unsaved request for a REQUIRE_APPROVAL decision; the hold now lasts as long as it.
+
+    ``routing`` comes from the policy the decision was made under
+    (``CompiledPolicy.approval_routing``): the matching rule's approvers, else the default.
+    """
     expires_at = now + timedelta(seconds=int(routing["ttl_seconds"]))
     if reservation is not None:
         # The reservation sweep must not release the money while people are still deciding.

@@ -37,6 +37,7 @@ def set_gate_settings(
     prod_environments: list[str] | None = None,
     fail_modes: dict[str, str] | None = None,
     approval_threshold_micros: int | None = None,
+    approvers: dict[str, Any] | None = None,
     plan_ceiling_micros: int | None = None,
     enterprise_ceiling_micros: int | None = None,
     unbudgeted: str | None = None,
@@ -59,8 +60,13 @@ def set_gate_settings(
         overrides["environments"] = {"prod": prod_environments}
     if fail_modes is not None:
         overrides["fail_modes"] = fail_modes
+    approval: dict[str, Any] = {}
     if approval_threshold_micros is not None:
-        overrides["approval"] = {"threshold_usd": format_usd(approval_threshold_micros)}
+        approval["threshold_usd"] = format_usd(approval_threshold_micros)
+    if approvers is not None:
+        approval["approvers"] = approvers
+    if approval:
+        overrides["approval"] = approval
     ceilings = {}
     if plan_ceiling_micros is not None:
         ceilings["plan_usd"] = format_usd(plan_ceiling_micros)

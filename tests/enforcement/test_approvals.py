@@ -21,6 +21,7 @@ from tests.enforcement.approval_helpers import (
     gate,
     pending_approval,
 )
+from tests.enforcement.helpers import set_gate_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -78,11 +79,8 @@ def test_nonprod_routing_does_not_separate_requester(client_a, tenant, budget):
     assert routing["separate_from_requester"] is False
 
 
-def test_quorum_two_with_requester_excluded(client_a, tenant, budget, monkeypatch):
-    default = approval_services.approval_routing_for
-    monkeypatch.setattr(
-        approval_services, "approval_routing_for", lambda **kw: {**default(**kw), "quorum": 2}
-    )
+def test_quorum_two_with_requester_excluded(client_a, tenant, budget):
+    set_gate_settings(tenant, approvers={"roles": ["owner", "admin"], "quorum": 2})
     answer = pending_approval(client_a, requester="carol@example.com")
     approval_id = answer["approval"]["id"]
     assert answer["approval"]["required_approvals"] == 2
@@ -144,13 +142,8 @@ def test_member_without_routing_authority_gets_403(client_a, tenant, budget):
     assert not ApprovalVote.objects.exists()
 
 
-def test_approver_group_grants_authority(client_a, tenant, budget, monkeypatch):
-    default = approval_services.approval_routing_for
-    monkeypatch.setattr(
-        approval_services,
-        "approval_routing_for",
-        lambda **kw: {**default(**kw), "roles": [], "groups": ["finops"]},
-    )
+def test_approver_group_grants_authority(client_a, tenant, budget):
+    set_gate_settings(tenant, approvers={"roles": [], "groups": ["finops"]})
     answer = pending_approval(client_a)
     approval_id = answer["approval"]["id"]
     owner = factories.make_member(tenant, "owner2", "owner")
