@@ -265,6 +265,9 @@ if PRODUCTION:
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# PostgreSQL: the gate reads-and-locks and writes through two SQL functions (migration
+# enforcement 0004) instead of ~14 ORM statements. Off only to exercise the portable path.
+GATE_SQL_FUNCTIONS = env.bool("GATE_SQL_FUNCTIONS", default=True)
 
 # --- Approvals + approval tokens --------------------------------------------------------------
 # Base URL of this deployment, used for links in gate answers and webhooks ("" = relative links).

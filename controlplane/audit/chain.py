@@ -44,3 +44,8 @@ def control_chain(tenant_id: str) -> str:
 def budget_period_chain(budget_period_id: str) -> str:
     """The chain of one budget period (its row is already locked on the hot path)."""
     return f"bp:{budget_period_id}"
+
+
+def scope_chain(project_id: str, environment: str) -> str:
+    """The chain of decisions on a project + environment that no budget covers."""
+    return f"scope:{project_id}:{environment}"

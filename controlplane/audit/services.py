@@ -46,7 +46,7 @@ def ledger_append(
     )
 
 
-def _next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at) -> LedgerEntry:
+def next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at) -> LedgerEntry:
     """The (unsaved) entry that follows a chain head, with its hash."""
     seq = head_seq + 1
     return LedgerEntry(
@@ -70,7 +70,7 @@ def _next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_a
 
 
 def _insert_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at):
-    entry = _next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at)
+    entry = next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at)
     entry.save(force_insert=True)
     LedgerChain.objects.filter(pk=chain).update(head_seq=entry.seq, head_hash=entry.hash)
     return entry
@@ -96,9 +96,7 @@ def _append_postgresql(connection, tenant_id, chain, kind, payload, recorded_at)
     with connection.cursor() as cursor:
         cursor.execute(_HEAD_SQL, [chain, tenant_id, GENESIS_HASH])
         head_seq, head_hash, now = cursor.fetchone()
-        entry = _next_entry(
-            tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at or now
-        )
+        entry = next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at or now)
         cursor.execute(
             _APPEND_SQL,
             [

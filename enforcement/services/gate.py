@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils.dateparse import parse_datetime
 
-from controlplane.audit.chain import budget_period_chain
-from controlplane.audit.outbox import outbox_enqueue
-from controlplane.audit.services import ledger_append
+from controlplane.audit.chain import GENESIS_HASH, budget_period_chain, scope_chain
+from controlplane.audit.models import OutboxEvent
+from controlplane.audit.services import ledger_append, next_entry
 from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
@@ -34,16 +37,17 @@ from enforcement.models import (
     BudgetPeriod,
     CreditGrant,
     Decision,
+    Policy,
     Reservation,
     ReservationAllocation,
     SpendRollup,
 )
 from enforcement.periods import days_left_including_today, period_bounds
-from enforcement.policy.compiled import CompiledPolicy
+from enforcement.policy.compiled import CompiledPolicy, compiled_for, default_policy
 from enforcement.policy.evaluate import evaluate, snapshot_to_dict
 from enforcement.services import approvals, continuation
 from enforcement.services.locking import lock_candidate_grants, lock_current_periods
-from enforcement.services.policies import active_policy
+from enforcement.services.policies import active_policy, last_known_policy, remember_policy
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +147,8 @@ def request_fingerprint(req: GateRequest, project: str, environment: str) -> str
     )
 
 
-def _resolve_scope(tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> tuple[Project, str]:
+def _scope_names(api_key: ApiKey | None, req: GateRequest) -> tuple[str, str]:
+    """The project slug and environment of a call (from the body, else the key's binding)."""
     project_slug = req.project or (api_key.project.slug if api_key and api_key.project_id else None)
     environment = req.environment or (api_key.environment if api_key else "") or ""
     errors = []
@@ -172,15 +177,7 @@ def _resolve_scope(tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 remediation="Use a key for this environment, or omit `environment`.",
                 status=403,
             )
-    project = Project.objects.for_tenant(tenant).filter(slug=project_slug).first()
-    if project is None:
-        raise TollgateError(
-            EnforcementErrorCode.UNKNOWN_PROJECT,
-            f"No project {project_slug!r} in this tenant.",
-            remediation="Create it with POST /api/v1/projects or fix the slug.",
-            errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
-        )
-    return project, environment
+    return project_slug, environment
 
 
 def _replay(existing: Decision, fp: str, api_key: ApiKey | None = None) -> GateResult:
@@ -212,33 +209,39 @@ def _find(tenant: Tenant, source: str, key: str) -> Decision | None:
     return Decision.objects.filter(tenant=tenant, source=source, idempotency_key=key).first()
 
 
+def _use_sql_functions() -> bool:
+    """PostgreSQL runs the read-and-lock and the write as two function calls (migration 0004)."""
+    return connection.vendor == "postgresql" and settings.GATE_SQL_FUNCTIONS
+
+
 def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> GateResult:
     """Answer one gate call; replays are free, new decisions are written in one transaction."""
     started = time.perf_counter()
-    project, environment = _resolve_scope(tenant, api_key, req)
-    fp = request_fingerprint(req, project.slug, environment)
+    project_slug, environment = _scope_names(api_key, req)
+    fp = request_fingerprint(req, project_slug, environment)
     if req.approval_token:
         # Before the idempotency replay: re-running a CI step with its key + the token continues.
+        project = _project(tenant, project_slug)
         return _continue_with_token(tenant, req, project, environment, fp)
-    existing = _find(tenant, req.source, req.idempotency_key)
-    if existing is not None:
-        return _replay(existing, fp, api_key)
-    policy = active_policy(tenant.id)
-    ttl = _checked_ttl(req, policy)
-    deadline = started + policy.deadline_ms / 1000
+    _check_cost(req)
+    policy = last_known_policy(tenant.id)  # its deadline bounds the first locks; see _load_sql
     try:
         with transaction.atomic():
-            now = _begin_decision(policy)
+            if _use_sql_functions():
+                loaded = _load_sql(tenant, req, project_slug, environment, policy)
+            else:
+                loaded = _load_orm(tenant, req, project_slug, environment)
+            if isinstance(loaded, Decision):
+                return _replay(loaded, fp, api_key)
+            ttl = _checked_ttl(req, loaded.policy)
             result = _decide_locked(
-                now=now,
+                loaded=loaded,
                 tenant=tenant,
-                project=project,
                 environment=environment,
                 req=req,
                 fp=fp,
                 ttl=ttl,
-                policy=policy,
-                deadline=deadline,
+                deadline=started + loaded.policy.deadline_ms / 1000,
                 api_key=api_key,
             )
     except IntegrityError:
@@ -274,10 +277,205 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
         outcome=body["outcome"],
         reason_code=body["reason_code"],
         mode=body["mode"],
-        project=project.slug,
+        project=project_slug,
         environment=environment,
     )
     return result
+
+
+@dataclass
+class _Loaded:
+    """Everything a decision reads, taken inside its transaction with the periods locked."""
+
+    now: datetime
+    project: Project
+    policy: CompiledPolicy
+    budgets: list[Budget]  # covering budgets, widest scope first
+    periods: list[BudgetPeriod]  # their current periods, in the same order, locked
+    rollups: dict[date, int]  # this month's spend per day for the project + environment
+    heads: dict[str, tuple[int, str]] | None = None  # locked chain heads (SQL path only)
+
+
+def _unknown_project(slug: str) -> TollgateError:
+    return TollgateError(
+        EnforcementErrorCode.UNKNOWN_PROJECT,
+        f"No project {slug!r} in this tenant.",
+        remediation="Create it with POST /api/v1/projects or fix the slug.",
+        errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
+    )
+
+
+def _project(tenant: Tenant, slug: str) -> Project:
+    project = Project.objects.for_tenant(tenant).filter(slug=slug).first()
+    if project is None:
+        raise _unknown_project(slug)
+    return project
+
+
+def _sort_budgets(budgets: list[Budget]) -> list[Budget]:
+    # Report stages from the widest scope to the narrowest, deterministically.
+    return sorted(budgets, key=lambda b: (b.project_id is not None, bool(b.environment), b.id))
+
+
+def _create_missing_periods(tenant: Tenant, budgets: list[Budget], today: date) -> None:
+    """The first decision of a period creates its row (a concurrent creator is ignored)."""
+    rows = []
+    for budget in budgets:
+        start, end = period_bounds(budget.period, today)
+        rows.append(
+            BudgetPeriod(
+                budget=budget,
+                tenant=tenant,
+                period_start=start,
+                period_end=end,
+                limit_micros=budget.limit_micros,
+            )
+        )
+    BudgetPeriod.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _load_orm(tenant, req: GateRequest, project_slug, environment) -> _Loaded | Decision:
+    """The portable read-and-lock (SQLite, or PostgreSQL with GATE_SQL_FUNCTIONS off)."""
+    project = _project(tenant, project_slug)
+    existing = _find(tenant, req.source, req.idempotency_key)
+    if existing is not None:
+        return existing
+    policy = active_policy(tenant.id)
+    now = _begin_decision(policy)
+    today = now.date()
+    budgets = _covering_budgets(tenant, project, environment)
+    keys = [(b.id, period_bounds(b.period, today)[0]) for b in budgets]
+    periods = {p.budget_id: p for p in lock_current_periods(keys)} if keys else {}
+    if len(periods) < len(keys):  # first decision of a period: create it, then lock it
+        _create_missing_periods(tenant, [b for b in budgets if b.id not in periods], today)
+        periods = {p.budget_id: p for p in lock_current_periods(keys)}
+    month_start, _ = period_bounds("monthly", today)
+    rollups = dict(
+        SpendRollup.objects.filter(
+            tenant=tenant,
+            project=project,
+            environment=environment,
+            day__gte=month_start,
+            day__lte=today,
+        ).values_list("day", "spent_micros")
+    )
+    return _Loaded(
+        now=now,
+        project=project,
+        policy=policy,
+        budgets=budgets,
+        periods=[periods[b.id] for b in budgets],
+        rollups=rollups,
+    )
+
+
+_PREPARE_SQL = "SELECT tollgate_gate_prepare(%s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _prepare(cursor, tenant, req, project_slug, environment, policy: CompiledPolicy) -> dict:
+    cursor.execute(
+        _PREPARE_SQL,
+        [
+            tenant.id,
+            project_slug,
+            environment,
+            req.source,
+            req.idempotency_key,
+            None if policy.version is None else policy.sha256,
+            int(policy.deadline_ms),
+            GENESIS_HASH,
+        ],
+    )
+    raw = cursor.fetchone()[0]
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def _compiled(tenant_id: str, published: dict | None) -> CompiledPolicy:
+    if published is None:
+        return default_policy()
+    return compiled_for(
+        sha256=published["sha256"],
+        version=published["version"],
+        load_document=lambda: (
+            Policy.objects.get(tenant_id=tenant_id, version=published["version"]).document
+        ),
+    )
+
+
+def _load_sql(tenant, req, project_slug, environment, policy) -> _Loaded | Decision:
+    """PostgreSQL: policy version, project, idempotency, covering budgets, locked periods, chain
+    heads and rollups in one function call.
+
+    A second call only when the published policy is not the one this process last used (its
+    deadline must bound the lock waits, so the function checks before taking any lock) or for
+    a period's first decision (the periods are created, then locked).
+    """
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            data = _prepare(cursor, tenant, req, project_slug, environment, policy)
+            if data.get("policy_changed"):
+                policy = _compiled(tenant.id, data["policy"])
+                remember_policy(tenant.id, policy)
+                continue
+            if data["project"] is None:
+                raise _unknown_project(project_slug)
+            if data.get("existing"):
+                return Decision.objects.get(pk=data["existing"])
+            if not data.get("missing_periods"):
+                break
+            budgets = [_budget_from(row, tenant.id) for row in data["budgets"]]
+            _create_missing_periods(tenant, budgets, parse_datetime(data["now"]).date())
+        else:  # the policy changed under us twice in a row, or the periods keep vanishing
+            raise CannotDecide("database", "the policy or budgets kept changing")
+        policy = _compiled(tenant.id, data["policy"])  # same sha; the version may be newer
+        remember_policy(tenant.id, policy)
+    budgets = _sort_budgets([_budget_from(row, tenant.id) for row in data["budgets"]])
+    periods = {
+        row["budget_id"]: BudgetPeriod(
+            id=row["id"],
+            budget_id=row["budget_id"],
+            tenant_id=tenant.id,
+            period_start=date.fromisoformat(row["period_start"]),
+            period_end=date.fromisoformat(row["period_end"]),
+            limit_micros=row["limit_micros"],
+            reserved_micros=row["reserved_micros"],
+            spent_micros=row["spent_micros"],
+        )
+        for row in data["periods"]
+    }
+    project = Project(id=data["project"], tenant_id=tenant.id, slug=project_slug)
+    project._state.adding = False
+    return _Loaded(
+        now=parse_datetime(data["now"]),
+        project=project,
+        policy=policy,
+        budgets=budgets,
+        periods=[periods[b.id] for b in budgets],
+        rollups={date.fromisoformat(day): int(v) for day, v in data["rollups"].items()},
+        heads={chain: (int(seq), head) for chain, (seq, head) in data["heads"].items()},
+    )
+
+
+def _budget_from(row: dict, tenant_id: str) -> Budget:
+    budget = Budget(
+        id=row["id"],
+        tenant_id=tenant_id,
+        project_id=row["project_id"],
+        environment=row["environment"],
+        period=row["period"],
+        limit_micros=row["limit_micros"],
+    )
+    budget._state.adding = False
+    return budget
+
+
+def _check_cost(req: GateRequest) -> None:
+    if req.estimated_micros is None and req.monthly_micros is None:
+        raise TollgateError(
+            EnforcementErrorCode.COST_REQUIRED,
+            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
+            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
+        )
 
 
 def _checked_ttl(req: GateRequest, policy: CompiledPolicy) -> int:
@@ -288,17 +486,12 @@ def _checked_ttl(req: GateRequest, policy: CompiledPolicy) -> int:
             f"ttl_seconds must be between 1 and {policy.max_ttl_seconds} (policy).",
             errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
         )
-    if req.estimated_micros is None and req.monthly_micros is None:
-        raise TollgateError(
-            EnforcementErrorCode.COST_REQUIRED,
-            "Send estimated_cost_usd (what to reserve now) or monthly_delta_usd.",
-            errors=[{"field": "estimated_cost_usd", "message": "Required.", "code": "required"}],
-        )
     return ttl
 
 
 def _continue_with_token(tenant, req: GateRequest, project, environment, fp) -> GateResult:
     """The approved continuation of a REQUIRE_APPROVAL decision (see services.continuation)."""
+    _check_cost(req)
     ttl = _checked_ttl(req, active_policy(tenant.id))
     response, created = continuation.gate_continue(
         tenant=tenant,
@@ -323,9 +516,7 @@ def _covering_budgets(tenant: Tenant, project: Project, environment: str) -> lis
         | Q(project=project, environment="")
         | Q(project=project, environment=environment)
     )
-    budgets = list(Budget.objects.filter(tenant=tenant).filter(scope))
-    # Report stages from the widest scope to the narrowest, deterministically.
-    return sorted(budgets, key=lambda b: (b.project_id is not None, bool(b.environment), b.id))
+    return _sort_budgets(list(Budget.objects.filter(tenant=tenant).filter(scope)))
 
 
 def _amount(req: GateRequest, today, period: str = "monthly") -> int:
@@ -336,31 +527,11 @@ def _amount(req: GateRequest, today, period: str = "monthly") -> int:
 
 
 def _decide_locked(
-    *, now, tenant, project, environment, req, fp, ttl, policy, deadline, api_key=None
+    *, loaded: _Loaded, tenant, environment, req, fp, ttl, deadline, api_key=None
 ) -> GateResult:
+    now, project, policy = loaded.now, loaded.project, loaded.policy
     today = now.date()
-    budgets = _covering_budgets(tenant, project, environment)
-    keys = []
-    missing = []
-    for budget in budgets:
-        start, end = period_bounds(budget.period, today)
-        keys.append((budget.id, start))
-        missing.append(
-            BudgetPeriod(
-                budget=budget,
-                tenant=tenant,
-                period_start=start,
-                period_end=end,
-                limit_micros=budget.limit_micros,
-            )
-        )
-    periods = {p.budget_id: p for p in lock_current_periods(keys)} if keys else {}
-    if len(periods) < len(keys):  # first decision of a period: create it, then lock it
-        BudgetPeriod.objects.bulk_create(
-            [m for m in missing if m.budget_id not in periods], ignore_conflicts=True
-        )
-        periods = {p.budget_id: p for p in lock_current_periods(keys)}
-    ordered_periods = [periods[b.id] for b in budgets]
+    ordered_periods = loaded.periods
 
     amount = _amount(req, today)
     env_class = policy.env_class(environment)
@@ -398,7 +569,7 @@ def _decide_locked(
             for g in grants
         ),
     )
-    context = _context(tenant, project, environment, today, ordered_periods, budgets)
+    context = _context(loaded.rollups, today, ordered_periods)
     record = _request_record(req, project.slug, environment)
     evaluation = evaluate(
         policy,
@@ -516,15 +687,7 @@ def _decide_locked(
     }
     decision.response = response
     decision.waterfall = waterfall
-    decision.save(force_insert=True)
-    if reservation is not None:
-        reservation.save(force_insert=True)
-        ReservationAllocation.objects.bulk_create(allocations)
-    _apply_draws(outcome.draws)
-    _ledger_decision(tenant, decision, outcome, ordered_periods, project, environment)
-    if approval is not None:
-        approvals.approval_open(approval=approval)  # control chain head after the period chains
-    outbox_enqueue(
+    event = OutboxEvent(
         tenant_id=tenant.id,
         event_type="decision.created",
         payload={
@@ -537,7 +700,28 @@ def _decide_locked(
             "amount_usd": response["amount_usd"],
             "reservation_id": reservation.id if reservation else None,
         },
+        created_at=now,
     )
+    entries = _ledger_entries(tenant, decision, outcome, ordered_periods, project, environment)
+    if loaded.heads is not None:
+        _write_sql(decision, reservation, allocations, outcome.draws, entries, loaded.heads, event)
+    else:
+        decision.save(force_insert=True)
+        if reservation is not None:
+            reservation.save(force_insert=True)
+            ReservationAllocation.objects.bulk_create(allocations)
+        _apply_draws(outcome.draws)
+        for chain, payload in entries:
+            ledger_append(
+                tenant_id=tenant.id,
+                chain=chain,
+                kind="decision.recorded",
+                payload=payload,
+                recorded_at=now,
+            )
+        event.save(force_insert=True)
+    if approval is not None:
+        approvals.approval_open(approval=approval)  # control chain head after the period chains
     return GateResult(response=response, created=True)
 
 
@@ -555,8 +739,8 @@ def _apply_draws(draws) -> None:
             )
 
 
-def _ledger_decision(tenant, decision, outcome, periods, project, environment) -> None:
-    """One entry per covering budget period chain (already locked), else the scope chain."""
+def _ledger_entries(tenant, decision, outcome, periods, project, environment) -> list:
+    """(chain, payload) per covering budget period chain (already locked), else the scope chain."""
     drawn = {d.ref: d.amount for d in outcome.draws}
     credits = [{"grant": d.ref, "amount": d.amount} for d in outcome.draws if d.kind == "credit"]
     base = {
@@ -568,36 +752,64 @@ def _ledger_decision(tenant, decision, outcome, periods, project, environment) -
         "credits": credits,
     }
     if not periods:
-        ledger_append(
-            tenant_id=tenant.id,
-            chain=f"scope:{project.id}:{environment}",
-            kind="decision.recorded",
-            payload=base,
-            recorded_at=decision.created_at,
-        )
-        return
-    for period in periods:
-        ledger_append(
-            tenant_id=tenant.id,
-            chain=budget_period_chain(period.id),
-            kind="decision.recorded",
-            payload={**base, "reserved_delta": drawn.get(period.id, 0)},
-            recorded_at=decision.created_at,
-        )
+        return [(scope_chain(project.id, environment), base)]
+    return [
+        (budget_period_chain(period.id), {**base, "reserved_delta": drawn.get(period.id, 0)})
+        for period in periods
+    ]
 
 
-def _context(tenant, project, environment, today, periods, budgets) -> dict:
+def _jsonable(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()  # full microseconds: ledger hashes cover them
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _row(instance) -> dict:
+    """A model instance as {column: value} for ``jsonb_populate_record`` (every column)."""
+    return {f.column: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+_WRITE_SQL = "SELECT tollgate_gate_write(%s::jsonb)"
+
+
+def _write_sql(decision, reservation, allocations, draws, entries, heads, event) -> None:
+    """PostgreSQL: every row of the decision in one function call (one round trip)."""
+    ledger = []
+    for chain, payload in entries:
+        head_seq, head_hash = heads[chain]
+        entry = next_entry(
+            decision.tenant_id,
+            chain,
+            "decision.recorded",
+            payload,
+            head_seq,
+            head_hash,
+            decision.created_at,
+        )
+        ledger.append(_row(entry))
+    body = {
+        "decision": _row(decision),
+        "reservation": _row(reservation) if reservation is not None else None,
+        "allocations": [_row(a) for a in allocations],
+        "budget_draws": [{"id": d.ref, "amount": d.amount} for d in draws if d.kind == "budget"],
+        "credit_draws": [{"id": d.ref, "amount": d.amount} for d in draws if d.kind == "credit"],
+        "ledger": ledger,
+        "outbox": _row(event),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_WRITE_SQL, [json.dumps(body, default=_jsonable, separators=(",", ":"))])
+    for instance in (decision, reservation, event, *allocations):
+        if instance is not None:
+            instance._state.adding = False
+            instance._state.db = connection.alias
+
+
+def _context(rollups: dict, today, periods) -> dict:
     month_start, month_end = period_bounds("monthly", today)
-    rows = SpendRollup.objects.filter(
-        tenant=tenant,
-        project=project,
-        environment=environment,
-        day__gte=month_start,
-        day__lte=today,
-    ).values_list("day", "spent_micros")
     tightest = min(periods, key=lambda p: (p.available_micros, p.id), default=None)
     ctx = compute_context(
-        daily_spend=dict(rows),
+        daily_spend=rollups,
         period_start=month_start,
         period_end=month_end,
         today=today,

@@ -193,8 +193,14 @@ def active_policy(tenant_id: str) -> CompiledPolicy:
             version=version,
             load_document=lambda: Policy.objects.get(tenant_id=tenant_id, version=version).document,
         )
-    _LAST_KNOWN[tenant_id] = compiled
+    remember_policy(tenant_id, compiled)
     return compiled
+
+
+def remember_policy(tenant_id: str, compiled: CompiledPolicy) -> None:
+    """Keep the policy a decision just used: the fail mode answers from it when the database
+    cannot, and its deadline bounds the next decision's first lock waits."""
+    _LAST_KNOWN[tenant_id] = compiled
 
 
 def last_known_policy(tenant_id: str) -> CompiledPolicy:
