@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from controlplane.core.errors import TollgateError
 from controlplane.tenancy import keys
 from controlplane.tenancy.errors import TenancyErrorCode
-from controlplane.tenancy.models import ApiKey, Tenant
+from controlplane.tenancy.models import ApiKey, Project, Tenant
 from controlplane.tenancy.services import api_key_touch
 
 _REMEDIATION = (
@@ -45,6 +47,57 @@ def _invalid(code: str = TenancyErrorCode.API_KEY_INVALID, message: str = "Inval
     )
 
 
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+_KEY_SQL = None
+
+
+def _key_sql() -> str:
+    """One indexed read of the key with its tenant and bound project, written out once: every
+    authenticated request runs it, and building it through the ORM each time costs more than
+    the query."""
+    global _KEY_SQL
+    if _KEY_SQL is None:
+        # Identifiers come from model metadata; the prefix is a bound parameter.
+        columns = f"{_columns(ApiKey, 'k')}, {_columns(Tenant, 't')}, {_columns(Project, 'p')}"
+        _KEY_SQL = (
+            f"SELECT {columns} "  # noqa: S608
+            f'FROM "{ApiKey._meta.db_table}" k '
+            f'JOIN "{Tenant._meta.db_table}" t ON t."id" = k."tenant_id" '
+            f'LEFT JOIN "{Project._meta.db_table}" p ON p."id" = k."project_id" '
+            'WHERE k."prefix" = %s'
+        )
+    return _KEY_SQL
+
+
+def _load_key(prefix: str) -> ApiKey | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_key_sql(), [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key_fields = [f.attname for f in ApiKey._meta.concrete_fields]
+    tenant_fields = [f.attname for f in Tenant._meta.concrete_fields]
+    project_fields = [f.attname for f in Project._meta.concrete_fields]
+    a, b = len(key_fields), len(key_fields) + len(tenant_fields)
+    api_key = ApiKey.from_db(connection.alias, key_fields, _decoded(ApiKey, row[:a]))
+    api_key.tenant = Tenant.from_db(connection.alias, tenant_fields, list(row[a:b]))
+    if api_key.project_id is not None:
+        api_key.project = Project.from_db(connection.alias, project_fields, list(row[b:]))
+    return api_key
+
+
+def _decoded(model, values) -> list:
+    """psycopg returns jsonb already decoded; SQLite returns the JSON text."""
+    out = list(values)
+    for index, field in enumerate(model._meta.concrete_fields):
+        if field.get_internal_type() == "JSONField" and isinstance(out[index], str):
+            out[index] = json.loads(out[index])
+    return out
+
+
 def authenticate_api_key(raw: str) -> ApiKey:
     """Resolve a presented key to an active ApiKey, or raise 401/403 TollgateError."""
     material = keys.parse(raw)
@@ -52,11 +105,7 @@ def authenticate_api_key(raw: str) -> ApiKey:
         keys.digests_match(keys.DUMMY_DIGEST, keys.digest(raw))
         raise _invalid(message="Malformed API key: expected tg_<prefix>_<secret>.")
     candidate = keys.digest(material.secret)
-    api_key = (
-        ApiKey.objects.select_related("tenant", "project", "user")
-        .filter(prefix=material.prefix)
-        .first()
-    )
+    api_key = _load_key(material.prefix)
     if api_key is None:
         keys.digests_match(keys.DUMMY_DIGEST, candidate)
         raise _invalid()
