@@ -19,6 +19,9 @@ What it does (figures, not asserts):
    a. ``hot``     every decision against the one hot budget;
    b. ``spread``  decisions spread over the 100 budgets;
    c. ``trivial`` ``GET /api/v1/tenant`` (authenticated, one indexed read), same client/server;
+   e. ``floor``   ``GET /healthz`` (no authentication, no database): what the server, Django's
+                  middleware and the client cost per request before any application work
+                  (the ceiling of the stack itself);
    d. ``half``    the spread workload paced at half the rate (b) reached; latency is measured
                   from each request's scheduled send time, so queueing is not hidden.
 
@@ -71,7 +74,9 @@ def parse_args(argv=None):
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at exit")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
-        "--scenarios", default="hot,spread,trivial,half", help="comma list of scenarios to run"
+        "--scenarios",
+        default="hot,spread,trivial,floor,half",
+        help="comma list of scenarios to run",
     )
     return parser.parse_args(argv)
 
@@ -326,6 +331,8 @@ def decision_body(project: str) -> bytes:
 def make_request(scenario: str, index: int):
     if scenario == "trivial":
         return "GET", "/api/v1/tenant", b"", ""
+    if scenario == "floor":
+        return "GET", "/healthz", b"", ""
     project = "hot" if scenario == "hot" else f"p{index % PROJECTS:03d}"
     key = f"Idempotency-Key: {uuid.uuid4().hex}\r\n"
     return "POST", "/api/v1/gate/decisions", decision_body(project), key
@@ -402,7 +409,8 @@ def print_row(row):
         f"{label:<18} {row['per_second']:>9.1f}/s  p50 {row['p50_ms']:>7.2f} ms  "
         f"p95 {row['p95_ms']:>7.2f} ms  p99 {row['p99_ms']:>7.2f} ms  "
         f"cpu/req app {row.get('app_cpu_ms', float('nan')):.2f} ms "
-        f"db {row.get('db_cpu_ms', float('nan')):.2f} ms  statuses {row['statuses']}",
+        f"db {row.get('db_cpu_ms', float('nan')):.2f} ms "
+        f"client {row.get('client_cpu_ms', float('nan')):.2f} ms  statuses {row['statuses']}",
         flush=True,
     )
 
@@ -431,6 +439,7 @@ def main(argv=None) -> int:
         by_name = {}
         for scenario in scenarios:
             before = cpu_snapshot(server.pid, args.db_name)
+            client_before = time.process_time()
             if scenario == "half":
                 if "spread" not in by_name:
                     continue
@@ -447,6 +456,7 @@ def main(argv=None) -> int:
             count = max(row.pop("requests_incl_warmup"), 1)
             row["app_cpu_ms"] = round(used["app"] / count * 1000, 2)
             row["db_cpu_ms"] = round(used["db"] / count * 1000, 2)
+            row["client_cpu_ms"] = round((time.process_time() - client_before) / count * 1000, 2)
             by_name[row["scenario"]] = row
             results.append(row)
             print_row(row)
