@@ -370,6 +370,23 @@ def _cancel_in_tx(approval: ApprovalRequest, now: datetime, *, reason: str) -> l
     return released
 
 
+def approval_close_committed(*, approval: ApprovalRequest, now: datetime) -> None:
+    """The held reservation was committed while the request was open (caller holds the row lock
+    and is committing): close the request as cancelled without releasing anything."""
+    _finish(approval, State.CANCELLED, now, release_reason=None)
+    ledger_append_control(
+        tenant_id=approval.tenant_id,
+        kind="approval.cancelled",
+        payload={
+            "approval": approval.id,
+            "decision": approval.decision_id,
+            "reason": "committed before approval",
+            "released": [],
+        },
+    )
+    _resolved_event(approval, reason="committed before approval")
+
+
 def approval_cancel(
     *, approval_id: str, reason: str, tenant_id: str | None = None
 ) -> ApprovalRequest:

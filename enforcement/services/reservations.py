@@ -21,8 +21,14 @@ from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from enforcement.errors import EnforcementErrorCode
-from enforcement.metrics import INVARIANT_VIOLATIONS, LATE_COMMITS, RESERVATIONS_EXPIRED
+from enforcement.metrics import (
+    APPROVALS_RESOLVED,
+    INVARIANT_VIOLATIONS,
+    LATE_COMMITS,
+    RESERVATIONS_EXPIRED,
+)
 from enforcement.models import (
+    ApprovalRequest,
     BudgetPeriod,
     CreditGrant,
     Reservation,
@@ -138,6 +144,12 @@ def reservation_commit(
 ) -> tuple[Reservation, dict]:
     """Record real spend. Pending: charge and release the remainder. Expired: late commit."""
     with transaction.atomic():
+        # Lock order: approval row -> reservation -> budget periods -> grants (as approvals do).
+        approval = (
+            ApprovalRequest.objects.select_for_update()
+            .filter(reservation_id=reservation_id, state=ApprovalRequest.State.PENDING)
+            .first()
+        )
         reservation = _lock_reservation(reservation_id)
         if reservation.state not in (State.PENDING, State.EXPIRED):
             raise _resolved_error(reservation)
@@ -153,7 +165,12 @@ def reservation_commit(
             for alloc in allocations:
                 if alloc.credit_grant_id:
                     grant = grants[alloc.credit_grant_id]
-                    take = min(charges[alloc.pk], grant.remaining_micros)
+                    usable = grant.voided_at is None and (
+                        grant.expires_at is None or grant.expires_at > now
+                    )
+                    # A grant voided or expired since the hold lapsed takes nothing: the spend
+                    # lands on the budgets as overage instead of on credit nobody may draw.
+                    take = min(charges[alloc.pk], grant.remaining_micros) if usable else 0
                     overage += charges[alloc.pk] - take
                     charges[alloc.pk] = take
                     grant.remaining_micros -= take
@@ -221,6 +238,18 @@ def reservation_commit(
                     "reserved": reservation.amount_micros,
                 },
             )
+        if approval is not None:
+            # Spent while the approval was still open: the spend is recorded like any other
+            # (money was spent), flagged, and the request closes: nothing is left to approve.
+            from enforcement.services.approvals import approval_close_committed
+
+            _ledger(
+                reservation,
+                allocations,
+                "invariant_violation",
+                {"kind": "commit_before_approval", "approval": approval.id},
+            )
+            approval_close_committed(approval=approval, now=now)
         outbox_enqueue(
             tenant_id=reservation.tenant_id,
             event_type="reservation.committed",
@@ -243,7 +272,21 @@ def reservation_commit(
             actual=actual_micros,
             reserved=reservation.amount_micros,
         )
-    return reservation, {"late": late, "overage_micros": over}
+    if approval is not None:
+        INVARIANT_VIOLATIONS.inc()
+        APPROVALS_RESOLVED.labels(state=ApprovalRequest.State.CANCELLED).inc()
+        log.error(
+            "invariant_violation",
+            kind="commit_before_approval",
+            reservation=reservation.id,
+            approval=approval.id,
+            actual=actual_micros,
+        )
+    return reservation, {
+        "late": late,
+        "overage_micros": over,
+        "approval_cancelled": approval.id if approval is not None else None,
+    }
 
 
 def reservation_release(*, reservation_id: str) -> Reservation:

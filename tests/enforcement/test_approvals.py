@@ -293,6 +293,47 @@ def test_released_hold_cancels_the_approval(client_a, tenant, budget):
     assert ApprovalRequest.objects.get(pk=answer["approval"]["id"]).state == "cancelled"
 
 
+def test_commit_before_approval_is_recorded_flagged_and_closes_the_request(
+    client_a, tenant, budget
+):
+    """Spend reported while approvers are still deciding: never dropped, never silent."""
+    from prometheus_client import REGISTRY
+
+    def violations():
+        return REGISTRY.get_sample_value("budget_invariant_violations_total") or 0.0
+
+    answer = pending_approval(client_a)
+    reservation_id = answer["reservation"]["id"]
+    before = violations()
+    response = client_a.post(
+        f"/api/v1/reservations/{reservation_id}/commit",
+        {"actual_cost_usd": "120.00"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "committed"
+    period = BudgetPeriod.objects.get(budget=budget)
+    assert period.spent_micros == 120_000_000 and period.reserved_micros == 0
+    request = ApprovalRequest.objects.get(pk=answer["approval"]["id"])
+    assert request.state == "cancelled"
+    flagged = LedgerEntry.objects.get(kind="invariant_violation")
+    assert flagged.payload["kind"] == "commit_before_approval"
+    assert flagged.payload["approval"] == request.id
+    assert LedgerEntry.objects.filter(
+        kind="approval.cancelled", payload__reason="committed before approval"
+    ).exists()
+    assert OutboxEvent.objects.filter(
+        event_type="approval.resolved", payload__approval_id=request.id
+    ).exists()
+    assert violations() == before + 1
+    # An approver arriving now finds nothing left to approve.
+    owner = factories.make_member(tenant, "owner6", "owner")
+    assert_problem(
+        approve(factories.user_client(tenant, owner), request.id), 409, "APPROVAL_RESOLVED"
+    )
+    assert verify_ledger(tenant_id=tenant.id).ok
+
+
 def test_one_vote_per_user_is_a_database_constraint(client_a, tenant, budget):
     answer = pending_approval(client_a)
     user = factories.make_member(tenant, "voter", "owner")

@@ -334,6 +334,44 @@ def test_credit_commit_after_void_still_settles(client_a, tenant, budget):
     assert CreditGrant.objects.get(pk=grant.pk).voided_at is not None
 
 
+@pytest.mark.parametrize("lapse", ["voided", "expired"])
+def test_late_commit_never_charges_a_grant_that_lapsed(client_a, tenant, budget, lapse):
+    """After the hold expired, a voided or expired grant takes nothing: the budgets carry it."""
+    grant = factories.make_grant(tenant, "50.00")
+    rid = _reserve(tenant, micros=130_000_000)  # 100 from the budget, 30 from the grant
+    _expire_now(rid)
+    grant.refresh_from_db()
+    assert grant.remaining_micros == 50_000_000  # the expiry gave the 30 back
+    if lapse == "voided":
+        assert client_a.post(f"/api/v1/credit-grants/{grant.id}/void").status_code == 200
+    else:
+        now = db_now()
+        CreditGrant.objects.filter(pk=grant.pk).update(
+            effective_at=now - timedelta(hours=1), expires_at=now - timedelta(seconds=1)
+        )
+    response = client_a.post(
+        f"/api/v1/reservations/{rid}/commit", {"actual_cost_usd": "110.00"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["late"] is True
+    grant.refresh_from_db()
+    assert grant.remaining_micros == 50_000_000
+    assert _period(budget).spent_micros == 110_000_000  # 100 + the 10 the grant would have taken
+    assert verify_ledger(tenant_id=tenant.id).ok
+
+
+def test_late_commit_still_charges_a_live_grant(client_a, tenant, budget):
+    grant = factories.make_grant(tenant, "50.00")
+    rid = _reserve(tenant, micros=130_000_000)
+    _expire_now(rid)
+    client_a.post(
+        f"/api/v1/reservations/{rid}/commit", {"actual_cost_usd": "110.00"}, format="json"
+    )
+    grant.refresh_from_db()
+    assert grant.remaining_micros == 40_000_000
+    assert _period(budget).spent_micros == 100_000_000
+
+
 def _pending(tenant):
     if not tenant.projects.filter(slug="iso").exists():
         factories.make_budget(tenant, "1000.00", project=factories.make_project(tenant, "iso"))
