@@ -173,7 +173,14 @@ def signing_keys_retire() -> list[str]:
 
 
 def jwks() -> dict[str, Any]:
-    """RFC 8037 OKP JWKs of every key that may verify a live token (active + retiring)."""
+    """RFC 8037 OKP JWKs of every key that may verify a live token (active + retiring).
+
+    Never empty: before the first token, the key that will sign it is created here, so a
+    verifier configured at deploy time already holds it.
+    """
+    if not SigningKey.objects.filter(state=KeyState.ACTIVE).exists():
+        with transaction.atomic():
+            signing_key_for_issuing(now=db_now())
     keys = SigningKey.objects.filter(state__in=[KeyState.ACTIVE, KeyState.RETIRING]).order_by(
         "-created_at"
     )

@@ -281,6 +281,23 @@ def test_jwks_lists_active_and_retiring_public_keys(api_client, issued):
     assert claims["iss"] == "urn:tollgate"
 
 
+def test_jwks_publishes_the_first_key_before_any_token(api_client, tenant, client_a):
+    """A verifier configured at deploy time fetches the key that will sign the first token."""
+    assert not SigningKey.objects.exists()
+    keys = api_client.get("/.well-known/jwks.json").json()["keys"]
+    assert len(keys) == 1 and keys[0]["kid"] == active_key().kid
+    assert api_client.get("/.well-known/jwks.json").json()["keys"] == keys  # stable
+    project = factories.make_project(tenant, "payments")
+    factories.require_approval_above(tenant, "100.00")
+    factories.make_budget(tenant, "1000.00", project=project)
+    _, token = approved_token(tenant, client_a)
+    assert jwt.get_unverified_header(token)["kid"] == keys[0]["kid"]
+    claims = jwt.decode(
+        token, jwt.PyJWK(keys[0]).key, algorithms=["EdDSA"], audience="urn:tollgate:gate"
+    )
+    assert claims["iss"] == "urn:tollgate"
+
+
 def test_rotation_drill(client_a, tenant, issued):
     from django.core.management import call_command
 
