@@ -399,7 +399,7 @@ class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["id", "decision__id", "requester"]
     list_select_related = ["tenant", "decision__project"]
     inlines = [VoteInline]
-    actions = ["approve", "deny"]
+    actions = ["approve", "deny", "cancel"]
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -445,6 +445,20 @@ class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Deny selected requests (as me)")
     def deny(self, request, queryset):
         self._vote(request, queryset, "deny")
+
+    @admin.action(description="Cancel selected pending requests (releases their holds)")
+    def cancel(self, request, queryset):
+        for approval in queryset:
+            try:
+                approval_services.approval_cancel(
+                    approval_id=approval.id,
+                    tenant_id=approval.tenant_id,
+                    reason=f"operator:{request.user.get_username()}: cancelled in the admin",
+                )
+            except TollgateError as exc:
+                self.message_user(request, f"{approval.id}: {exc.message}", messages.WARNING)
+                continue
+            self.message_user(request, f"{approval.id}: cancelled, hold released.")
 
 
 @admin.register(ApprovalToken)

@@ -302,6 +302,76 @@ class ApprovalDenyView(_VoteView):
         return super().post(request, id)
 
 
+class CancelIn(StrictSerializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class GateOrApprovalsWrite(BasePermission):
+    """A logged-in user, or an API key with ``gate:write`` (the requester's pipeline) or
+    ``approvals:write`` (a person's key)."""
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        if isinstance(key, ApiKey):
+            if key.has_scope(scopes.GATE_WRITE) or key.has_scope(scopes.APPROVALS_WRITE):
+                return True
+            raise TollgateError(
+                TenancyErrorCode.SCOPE_MISSING,
+                f"This API key lacks the scope {scopes.GATE_WRITE!r} or "
+                f"{scopes.APPROVALS_WRITE!r}.",
+                remediation="Use the key that gated the request, or a person's key.",
+                status=403,
+                extra={"required_scope": scopes.GATE_WRITE},
+            )
+        return ApiKeyOrSession().has_permission(request, view)
+
+
+class ApprovalCancelView(ApprovalAPIView):
+    """Withdraw a pending request; its held reservation is released.
+
+    Allowed to the API key that asked (the pipeline gives up), the person who asked, and the
+    tenant's owners and admins.
+    """
+
+    permission_classes = [GateOrApprovalsWrite]
+    serializer_class = CancelIn
+
+    @extend_schema(operation_id="approvals_cancel", request=CancelIn, responses=ApprovalOut)
+    def post(self, request, id):
+        approval = self.get_object()  # another tenant's id is a 404 before anything else
+        body = CancelIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        who = self._canceller(approval)
+        reason = body.validated_data["reason"] or "withdrawn"
+        approval = approval_services.approval_cancel(
+            approval_id=approval.id, tenant_id=self.tenant.id, reason=f"{who}: {reason}"
+        )
+        return Response(approval_body(approval))
+
+    def _canceller(self, approval: ApprovalRequest) -> str:
+        key = self.request.auth if isinstance(self.request.auth, ApiKey) else None
+        if key is not None and approval.requester_api_key_id == key.id:
+            return f"api-key:{key.prefix}"
+        user = self.request.user
+        if isinstance(user, get_user_model()):
+            if approval.requester_user_id == user.pk:
+                return f"user:{user.get_username()}"
+            role = (
+                Membership.objects.filter(user=user, tenant=self.tenant)
+                .values_list("role", flat=True)
+                .first()
+            )
+            if role in (Membership.Role.OWNER, Membership.Role.ADMIN):
+                return f"{role}:{user.get_username()}"
+        raise TollgateError(
+            EnforcementErrorCode.APPROVER_NOT_AUTHORIZED,
+            "Only the requester (its API key or person) or a tenant owner or admin may cancel "
+            "an approval request.",
+            remediation="Use the key that gated the request, or ask an owner or admin.",
+            status=403,
+        )
+
+
 class ApprovalTokenConsumeView(TenantScopedAPIView):
     required_scopes = {"POST": scopes.GATE_WRITE}
     serializer_class = ConsumeIn

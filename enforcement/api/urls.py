@@ -53,6 +53,11 @@ urlpatterns += [
         "approvals/<str:id>/deny", approval_views.ApprovalDenyView.as_view(), name="approval-deny"
     ),
     path(
+        "approvals/<str:id>/cancel",
+        approval_views.ApprovalCancelView.as_view(),
+        name="approval-cancel",
+    ),
+    path(
         "approval-tokens/consume",
         approval_views.ApprovalTokenConsumeView.as_view(),
         name="approval-token-consume",

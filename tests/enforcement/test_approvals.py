@@ -334,6 +334,52 @@ def test_commit_before_approval_is_recorded_flagged_and_closes_the_request(
     assert verify_ledger(tenant_id=tenant.id).ok
 
 
+def test_the_requesting_key_can_withdraw_its_request(client_a, tenant, budget):
+    answer = pending_approval(client_a)
+    approval_id = answer["approval"]["id"]
+    assert BudgetPeriod.objects.get(budget=budget).reserved_micros == 150_000_000
+    response = client_a.post(
+        f"/api/v1/approvals/{approval_id}/cancel", {"reason": "pipeline aborted"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "cancelled"
+    assert BudgetPeriod.objects.get(budget=budget).reserved_micros == 0  # the hold is released
+    assert Reservation.objects.get(pk=answer["reservation"]["id"]).state == "released"
+    entry = LedgerEntry.objects.get(kind="approval.cancelled")
+    assert "pipeline aborted" in entry.payload["reason"] and entry.payload["released"]
+    assert OutboxEvent.objects.filter(
+        event_type="approval.resolved", payload__approval_id=approval_id
+    ).exists()
+    again = client_a.post(f"/api/v1/approvals/{approval_id}/cancel", {}, format="json")
+    assert_problem(again, 409, "APPROVAL_RESOLVED")
+    assert verify_ledger(tenant_id=tenant.id).ok
+
+
+def test_only_requester_owner_or_admin_may_cancel(client_a, tenant, budget):
+    answer = pending_approval(client_a)
+    approval_id = answer["approval"]["id"]
+    member = factories.make_member(tenant, "bystander", "member")
+    refused = factories.user_client(tenant, member).post(
+        f"/api/v1/approvals/{approval_id}/cancel", {}, format="json"
+    )
+    assert_problem(refused, 403, "APPROVER_NOT_AUTHORIZED")
+    admin = factories.make_member(tenant, "admin7", "admin")
+    done = factories.user_client(tenant, admin).post(
+        f"/api/v1/approvals/{approval_id}/cancel", {"reason": "wrong project"}, format="json"
+    )
+    assert done.status_code == 200 and done.json()["status"] == "cancelled"
+    reason = LedgerEntry.objects.get(kind="approval.cancelled").payload["reason"]
+    assert reason == "admin:admin7: wrong project"
+
+
+def test_cancel_rejects_unknown_fields(client_a, tenant, budget):
+    answer = pending_approval(client_a)
+    response = client_a.post(
+        f"/api/v1/approvals/{answer['approval']['id']}/cancel", {"why": "x"}, format="json"
+    )
+    assert_problem(response, 400, "VALIDATION_FAILED")
+
+
 def test_one_vote_per_user_is_a_database_constraint(client_a, tenant, budget):
     answer = pending_approval(client_a)
     user = factories.make_member(tenant, "voter", "owner")
@@ -445,6 +491,25 @@ def test_admin_actions_call_the_services(client, tenant, client_a, budget):
     assert client.get(f"{changelist}{request.id}/change/").status_code == 200
 
 
+def test_operator_cancels_from_the_admin(client_a, tenant, budget):
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    answer = pending_approval(client_a)
+    root = get_user_model().objects.create_superuser("root9", "root9@example.com", "pw-9-long")
+    client = Client()
+    client.force_login(root)
+    changelist = "/admin/enforcement/approvalrequest/"
+    response = client.post(
+        changelist, {"action": "cancel", "_selected_action": [answer["approval"]["id"]]}
+    )
+    assert response.status_code == 302
+    assert ApprovalRequest.objects.get(pk=answer["approval"]["id"]).state == "cancelled"
+    assert Reservation.objects.get(pk=answer["reservation"]["id"]).state == "released"
+    reason = LedgerEntry.objects.get(kind="approval.cancelled").payload["reason"]
+    assert reason.startswith("operator:root9")
+
+
 def test_lists_never_cross_tenants(client_a, tenant, other_tenant, budget):
     pending_approval(client_a)
     outsider = factories.make_member(other_tenant, "outsider2", "owner")
@@ -475,6 +540,13 @@ class TestApprovalTenantIsolation(TenantIsolationContract):
             make=lambda tenant: _approval(tenant),
             path=lambda obj: f"/api/v1/approvals/{obj.pk}/deny",
             ok_status=403,
+        ),
+        IsolationCase(
+            name="approval-cancel",
+            method="POST",
+            make=lambda tenant: _approval(tenant),
+            path=lambda obj: f"/api/v1/approvals/{obj.pk}/cancel",
+            ok_status=403,  # found, but tenant A's key did not ask for it
         ),
     ]
 
