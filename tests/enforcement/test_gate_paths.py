@@ -126,3 +126,29 @@ def test_sql_path_is_a_handful_of_statements(client_a, tenant, settings):
     assert len(gate_calls) == 2, statements  # prepare + write, whatever the number of budgets
     # API key lookup + savepoint bookkeeping around them; nothing grows with budgets or history
     assert len(statements) <= 6, statements
+
+
+def test_unbudgeted_decisions_chain_on_the_scope(client_a, tenant, path):
+    """No covering budget: the decision is still recorded, on the project + environment chain."""
+    project = factories.make_project(tenant, "payments")
+    response = _gate(client_a, "free", "5.00")
+    assert response.status_code == 201, response.content
+    entries = LedgerEntry.objects.filter(kind="decision.recorded")
+    assert [e.chain for e in entries] == [f"scope:{project.id}:prod"]
+    assert _gate(client_a, "free-2", "5.00").status_code == 201
+    assert LedgerEntry.objects.filter(chain=f"scope:{project.id}:prod").count() == 2
+    assert verify_ledger(tenant_id=tenant.id).ok
+
+
+def test_a_newly_published_policy_is_used_at_once(client_a, tenant, path):
+    """The process remembers the last policy; publishing another is noticed before any lock."""
+    from tests.enforcement.helpers import set_gate_settings
+
+    project = factories.make_project(tenant, "payments")
+    factories.make_budget(tenant, "100.00", project=project)
+    first = _gate(client_a, "p1", "1.00").json()
+    set_gate_settings(tenant, modes={"*": {"prod": "shadow", "nonprod": "shadow"}})
+    second = _gate(client_a, "p2", "500.00").json()
+    assert second["policy"]["version"] == first["policy"]["version"] + 1
+    assert second["mode"] == "shadow" and second["outcome"] == "ALLOW"
+    assert second["evaluated_outcome"] == "DENY"
