@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -78,24 +77,26 @@ def _load_key(prefix: str) -> ApiKey | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    key_fields = [f.attname for f in ApiKey._meta.concrete_fields]
-    tenant_fields = [f.attname for f in Tenant._meta.concrete_fields]
-    project_fields = [f.attname for f in Project._meta.concrete_fields]
-    a, b = len(key_fields), len(key_fields) + len(tenant_fields)
-    api_key = ApiKey.from_db(connection.alias, key_fields, _decoded(ApiKey, row[:a]))
-    api_key.tenant = Tenant.from_db(connection.alias, tenant_fields, list(row[a:b]))
+    a = len(ApiKey._meta.concrete_fields)
+    b = a + len(Tenant._meta.concrete_fields)
+    api_key = _instance(ApiKey, row[:a])
+    api_key.tenant = _instance(Tenant, row[a:b])
     if api_key.project_id is not None:
-        api_key.project = Project.from_db(connection.alias, project_fields, list(row[b:]))
+        api_key.project = _instance(Project, row[b:])
     return api_key
 
 
-def _decoded(model, values) -> list:
-    """psycopg returns jsonb already decoded; SQLite returns the JSON text."""
-    out = list(values)
-    for index, field in enumerate(model._meta.concrete_fields):
-        if field.get_internal_type() == "JSONField" and isinstance(out[index], str):
-            out[index] = json.loads(out[index])
-    return out
+def _instance(model, values):
+    """A model instance from raw column values, converted exactly as the ORM would (the
+    backend's converters and the fields' ``from_db_value``: JSON text and datetimes on SQLite)."""
+    converted = []
+    for field, value in zip(model._meta.concrete_fields, values, strict=True):
+        col = field.get_col(model._meta.db_table)
+        for converter in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+            value = converter(value, col, connection)
+        converted.append(value)
+    names = [f.attname for f in model._meta.concrete_fields]
+    return model.from_db(connection.alias, names, converted)
 
 
 def authenticate_api_key(raw: str) -> ApiKey:
