@@ -413,7 +413,10 @@ def reservation_reconcile(
                 BudgetPeriod.objects.filter(pk=period.pk).update(
                     spent_micros=F("spent_micros") + applied
                 )
-        _roll_up(reservation, delta, now.date())
+        # The difference belongs to the day the spend was reported (and to the same budget
+        # periods as above), not to the day the bill arrived: a refund then never drives a
+        # day's rollup below zero, and a bill for last month corrects last month.
+        _roll_up(reservation, delta, reservation.resolved_at.date())
         reservation.state = State.INVOICED
         reservation.invoiced_micros = invoiced_micros
         reservation.external_ref = external_ref

@@ -294,6 +294,25 @@ def test_reconciliation_invoices_and_posts_the_difference(client_a, tenant, budg
     assert verify_ledger(tenant_id=tenant.id).ok
 
 
+def test_reconciliation_corrects_the_day_the_spend_was_reported(client_a, tenant, budget):
+    """A bill arriving later adjusts the rollup of the commit's day: never negative, never
+    moved into the month the invoice happened to arrive in."""
+    from enforcement.models import SpendRollup
+
+    rid = _reserve(tenant, micros=30_000_000)
+    client_a.post(f"/api/v1/reservations/{rid}/commit", {"actual_cost_usd": "30.00"}, format="json")
+    earlier = db_now() - timedelta(days=40)
+    Reservation.objects.filter(pk=rid).update(resolved_at=earlier)
+    SpendRollup.objects.filter(tenant=tenant).update(day=earlier.date())  # as if reported then
+    client_a.post(
+        "/api/v1/reconciliations",
+        {"items": [{"reservation_id": rid, "invoiced_cost_usd": "0.00"}]},  # fully refunded
+        format="json",
+    )
+    days = dict(SpendRollup.objects.filter(tenant=tenant).values_list("day", "spent_micros"))
+    assert days == {earlier.date(): 0}
+
+
 def test_reconciliation_cannot_touch_another_tenants_reservation(
     client_a, client_b, tenant, budget
 ):
