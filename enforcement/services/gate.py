@@ -264,9 +264,8 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 ],
             ) from exc
         if _is_timeout(exc):
-            raise CannotDecide(
-                "deadline", f"a lock or statement exceeded {policy.deadline_ms} ms"
-            ) from exc
+            ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
+            raise CannotDecide("deadline", f"a lock or statement exceeded {ms} ms") from exc
         raise CannotDecide("database", type(exc).__name__) from exc
     body = result.response
     GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
