@@ -354,8 +354,12 @@ def _cast(approval, reservation, user, vote, comment, via, now) -> VoteResult:
     return VoteResult(approval=approval, vote=ballot, token=token)
 
 
-def _cancel_in_tx(approval: ApprovalRequest, now: datetime, *, reason: str) -> list[str]:
-    released = _finish(approval, State.CANCELLED, now, release_reason="approval_cancelled")
+def _cancel_in_tx(
+    approval: ApprovalRequest, now: datetime, *, reason: str, release: bool = True
+) -> list[str]:
+    released = _finish(
+        approval, State.CANCELLED, now, release_reason="approval_cancelled" if release else None
+    )
     ledger_append_control(
         tenant_id=approval.tenant_id,
         kind="approval.cancelled",
@@ -373,18 +377,7 @@ def _cancel_in_tx(approval: ApprovalRequest, now: datetime, *, reason: str) -> l
 def approval_close_committed(*, approval: ApprovalRequest, now: datetime) -> None:
     """The held reservation was committed while the request was open (caller holds the row lock
     and is committing): close the request as cancelled without releasing anything."""
-    _finish(approval, State.CANCELLED, now, release_reason=None)
-    ledger_append_control(
-        tenant_id=approval.tenant_id,
-        kind="approval.cancelled",
-        payload={
-            "approval": approval.id,
-            "decision": approval.decision_id,
-            "reason": "committed before approval",
-            "released": [],
-        },
-    )
-    _resolved_event(approval, reason="committed before approval")
+    _cancel_in_tx(approval, now, reason="committed before approval", release=False)
 
 
 def approval_cancel(
