@@ -37,17 +37,16 @@ from enforcement.models import (
     BudgetPeriod,
     CreditGrant,
     Decision,
-    Policy,
     Reservation,
     ReservationAllocation,
     SpendRollup,
 )
 from enforcement.periods import days_left_including_today, period_bounds
-from enforcement.policy.compiled import CompiledPolicy, compiled_for, default_policy
+from enforcement.policy.compiled import CompiledPolicy
 from enforcement.policy.evaluate import evaluate, snapshot_to_dict
 from enforcement.services import approvals, continuation
 from enforcement.services.locking import lock_candidate_grants, lock_current_periods
-from enforcement.services.policies import active_policy, last_known_policy, remember_policy
+from enforcement.services.policies import active_policy, last_known_policy, published_policy
 
 log = structlog.get_logger(__name__)
 
@@ -389,16 +388,10 @@ def _prepare(cursor, tenant, req, project_slug, environment, policy: CompiledPol
     return json.loads(raw) if isinstance(raw, str) else raw
 
 
-def _compiled(tenant_id: str, published: dict | None) -> CompiledPolicy:
+def _published(tenant_id: str, published: dict | None) -> CompiledPolicy:
     if published is None:
-        return default_policy()
-    return compiled_for(
-        sha256=published["sha256"],
-        version=published["version"],
-        load_document=lambda: (
-            Policy.objects.get(tenant_id=tenant_id, version=published["version"]).document
-        ),
-    )
+        return published_policy(tenant_id, None, None)
+    return published_policy(tenant_id, published["version"], published["sha256"])
 
 
 def _load_sql(tenant, req, project_slug, environment, policy) -> _Loaded | Decision:
@@ -413,8 +406,7 @@ def _load_sql(tenant, req, project_slug, environment, policy) -> _Loaded | Decis
         for _ in range(3):
             data = _prepare(cursor, tenant, req, project_slug, environment, policy)
             if data.get("policy_changed"):
-                policy = _compiled(tenant.id, data["policy"])
-                remember_policy(tenant.id, policy)
+                policy = _published(tenant.id, data["policy"])
                 continue
             if data["project"] is None:
                 raise _unknown_project(project_slug)
@@ -426,8 +418,7 @@ def _load_sql(tenant, req, project_slug, environment, policy) -> _Loaded | Decis
             _create_missing_periods(tenant, budgets, parse_datetime(data["now"]).date())
         else:  # the policy changed under us twice in a row, or the periods keep vanishing
             raise CannotDecide("database", "the policy or budgets kept changing")
-        policy = _compiled(tenant.id, data["policy"])  # same sha; the version may be newer
-        remember_policy(tenant.id, policy)
+        policy = _published(tenant.id, data["policy"])  # same sha; the version may be newer
     budgets = _sort_budgets([_budget_from(row, tenant.id) for row in data["budgets"]])
     periods = {
         row["budget_id"]: BudgetPeriod(

@@ -184,12 +184,17 @@ def active_policy(tenant_id: str) -> CompiledPolicy:
         .values_list("version", "sha256")
         .first()
     )
-    if row is None:
+    return published_policy(tenant_id, *(row or (None, None)))
+
+
+def published_policy(tenant_id: str, version: int | None, sha256: str | None) -> CompiledPolicy:
+    """The compiled policy for a published (version, hash) just read, remembered as the last
+    known; the default when none is published. The document is read only on a cache miss."""
+    if version is None:
         compiled = default_policy()
     else:
-        version, sha = row
         compiled = compiled_for(
-            sha256=sha,
+            sha256=sha256,
             version=version,
             load_document=lambda: Policy.objects.get(tenant_id=tenant_id, version=version).document,
         )
