@@ -14,27 +14,15 @@ import re
 from typing import Any
 
 from controlplane.core.money import MoneyError, parse_usd
+from enforcement.api.serializers import GateDecisionRequestSerializer, ResourceSerializer
 
 _SOURCE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
 _SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 _ENVIRONMENT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 _MONEY = ("estimated_cost_usd", "monthly_delta_usd", "hourly_delta_usd")
-_KNOWN = frozenset(
-    {
-        "source",
-        "project",
-        "environment",
-        "action",
-        "resource",
-        *_MONEY,
-        "labels",
-        "requester",
-        "ttl_seconds",
-        "approval_token",
-        "idempotency_key",
-    }
-)
-_RESOURCE_KEYS = frozenset({"type", "id", "attributes"})
+# The serializer's own field lists; a field added there without a check below falls back.
+_KNOWN = frozenset(GateDecisionRequestSerializer._declared_fields)
+_RESOURCE_KEYS = frozenset(ResourceSerializer._declared_fields)
 
 
 def _text(value: Any, max_length: int, *, blank: bool = False) -> bool:
@@ -114,9 +102,10 @@ def gate_body_fast(data: Any) -> dict | None:
         elif name == "approval_token":
             if value is not None and not _text(value, 8192):
                 return None
-        elif name == "idempotency_key" and not (
-            _text(value, 255) and value.isprintable() and value.isascii()
-        ):
+        elif name == "idempotency_key":
+            if not (_text(value, 255) and value.isprintable() and value.isascii()):
+                return None
+        else:  # a field this check does not know yet: the serializer decides
             return None
         out[name] = value
     return out
