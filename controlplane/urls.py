@@ -9,6 +9,7 @@ from enforcement.api.approvals import JwksView
 
 api_v1 = [
     path("", include("controlplane.tenancy.api.urls")),
+    path("", include("billing.api.urls")),
     path("", include("controlplane.audit.api.urls")),
     path("", include("enforcement.api.urls")),
     path("", include("byok.api.urls")),

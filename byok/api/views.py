@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from billing.selectors import BYOK, require_entitlement
+from billing.catalog import BYOK
+from billing.entitlements import EntitlementRequired
 from byok import scopes, services
 from byok.api import serializers as s
 from byok.models import ProviderCredential
@@ -29,10 +30,10 @@ class ByokView(TenantScopedAPIView):
 
     model = ProviderCredential
     serializer_class = s.CredentialSerializer
+    entitlement = BYOK
 
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_entitlement(self.tenant, BYOK)
+    def get_permissions(self):
+        return [*super().get_permissions(), EntitlementRequired()]
 
 
 class CredentialListView(ByokView):

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
+from controlplane.tenancy import plan_limits
 from controlplane.tenancy.models import Project, Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Budget, BudgetPeriod, CreditGrant
@@ -28,6 +29,11 @@ def budget_create(
     """One budget per scope (tenant | project | project+env) and period."""
     try:
         with transaction.atomic():
+            plan_limits.enforce(
+                tenant=tenant,
+                limit="budgets",
+                count=lambda: Budget.objects.filter(tenant=tenant).count(),
+            )
             budget = Budget.objects.create(
                 tenant=tenant,
                 project=project,
