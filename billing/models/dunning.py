@@ -79,9 +79,9 @@ class DunningCampaign(models.Model):
 class DunningAttempt(models.Model):
     class State(models.TextChoices):
         ENQUEUED = "enqueued"
+        RUNNING = "running"  # a worker claimed it and is asking the provider
         SUCCEEDED = "succeeded"
         FAILED = "failed"
-        ENQUEUE_FAILED = "enqueue_failed"  # the broker refused it; the step was reverted
 
     id = models.CharField(
         primary_key=True, max_length=32, default=id_factory("dat"), editable=False
@@ -97,14 +97,10 @@ class DunningAttempt(models.Model):
     class Meta:
         ordering = ["campaign_id", "number", "created_at"]
         constraints = [
-            # One live attempt per step, whatever the number of workers and beat schedulers.
-            models.UniqueConstraint(
-                fields=["campaign", "number"],
-                condition=~Q(state="enqueue_failed"),
-                name="dunning_attempt_once",
-            ),
+            # One attempt per step, whatever the number of workers and beat schedulers.
+            models.UniqueConstraint(fields=["campaign", "number"], name="dunning_attempt_once"),
             models.CheckConstraint(
-                condition=Q(state__in=["enqueued", "succeeded", "failed", "enqueue_failed"]),
+                condition=Q(state__in=["enqueued", "running", "succeeded", "failed"]),
                 name="dunning_attempt_state_valid",
             ),
         ]
