@@ -116,6 +116,15 @@ class EntitlementRequired(BasePermission):
         return True
 
 
+class EntitledViewMixin:
+    """For DRF views: set ``entitlement``; checked after the scope permission."""
+
+    entitlement: str = ""
+
+    def get_permissions(self):
+        return [*super().get_permissions(), EntitlementRequired()]
+
+
 def problem_403(error: TollgateError) -> HttpResponse:
     """Plain-text 403 for admin and dashboard pages, carrying the stable code."""
     return HttpResponse(
@@ -139,11 +148,31 @@ class EntitledAdminMixin:
         return obj.tenant_id
 
     def entitlement_error(self, obj) -> TollgateError | None:
+        return self._tenant_error(self.entitlement_tenant(obj))
+
+    def _tenant_error(self, tenant) -> TollgateError | None:
         try:
-            require(self.entitlement_tenant(obj), self.entitlement)
+            require(tenant, self.entitlement)
         except TollgateError as error:
             return error
         return None
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The add/change form refuses a tenant whose plan lacks the entitlement."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        admin_ = self
+
+        class EntitledForm(form):
+            def clean(self):
+                data = super().clean()
+                tenant = (data or {}).get("tenant")
+                error = admin_._tenant_error(tenant) if tenant is not None else None
+                if error is not None:
+                    field = "tenant" if "tenant" in self.fields else None
+                    self.add_error(field, f"{error.code}: {error.message} {error.remediation}")
+                return data
+
+        return EntitledForm
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.model._default_manager.filter(pk=object_id).first()

@@ -346,6 +346,7 @@ PROTECTION_PROVIDER_TIMEOUT_MS = env.int("PROTECTION_PROVIDER_TIMEOUT_MS", defau
 # after a 429 costs no Redis round trip.
 PROTECTION_CACHE_SECONDS = env.float("PROTECTION_CACHE_SECONDS", default=1.0)
 PROTECTION_FAIL_MODE = env.str("PROTECTION_FAIL_MODE", default="open")
+PROTECTION_KEY_PREFIX = env.str("PROTECTION_KEY_PREFIX", default="tollgate:gate:")
 # Requests per second and burst, per API key, per tenant and for the whole deployment.
 PROTECTION_KEY_RATE = env.float("PROTECTION_KEY_RATE", default=50.0)
 PROTECTION_KEY_BURST = env.int("PROTECTION_KEY_BURST", default=100)

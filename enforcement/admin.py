@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from billing.catalog import CREDIT_GRANTS
+from billing.entitlements import EntitledAdminMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
@@ -127,7 +129,8 @@ class BudgetPeriodAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(CreditGrant)
-class CreditGrantAdmin(admin.ModelAdmin):
+class CreditGrantAdmin(EntitledAdminMixin, admin.ModelAdmin):
+    entitlement = CREDIT_GRANTS
     list_display = [
         "id",
         "tenant",
@@ -168,7 +171,7 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Void selected grants")
     def void(self, request, queryset):
-        for grant in queryset:
+        for grant in self.entitled_queryset(request, queryset):
             try:
                 budget_services.credit_grant_void(grant=grant)
             except TollgateError as exc:

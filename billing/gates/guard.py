@@ -9,6 +9,7 @@ the gate to apply its fail mode.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,12 @@ def _opened(provider: str) -> None:
 
 
 _breakers: dict[str, LocalCircuitBreaker] = {}
+# The breakers' clock (tests put a controllable one here instead of waiting).
+clock: Callable[[], float] = time.monotonic
+
+
+def _now() -> float:
+    return clock()
 
 
 def breaker_for(provider: str) -> LocalCircuitBreaker:
@@ -55,6 +62,7 @@ def breaker_for(provider: str) -> LocalCircuitBreaker:
                 name=provider,
                 failure_threshold=settings.GATE_BREAKER_FAILURE_THRESHOLD,
                 reset_timeout_seconds=settings.GATE_BREAKER_RESET_SECONDS,
+                clock=_now,
                 on_open=_opened,
             ),
         )

@@ -44,18 +44,22 @@ class ProtectionVerdict:
 
 
 @lru_cache(maxsize=4)
-def _limiter(url: str, timeout_ms: int) -> RateLimiter:
+def _limiter(url: str, timeout_ms: int, prefix: str) -> RateLimiter:
     client = redis.Redis.from_url(
         url,
         socket_timeout=timeout_ms / 1000,
         socket_connect_timeout=timeout_ms / 1000,
         retry=Retry(NoBackoff(), 0),
     )
-    return RateLimiter(client, key_prefix="tollgate:gate:")
+    return RateLimiter(client, key_prefix=prefix)
 
 
 def limiter() -> RateLimiter:
-    return _limiter(settings.PROTECTION_REDIS_URL, settings.PROTECTION_PROVIDER_TIMEOUT_MS)
+    return _limiter(
+        settings.PROTECTION_REDIS_URL,
+        settings.PROTECTION_PROVIDER_TIMEOUT_MS,
+        settings.PROTECTION_KEY_PREFIX,
+    )
 
 
 def limits_for(*, tenant_id: str | None, api_key_id: str | None) -> list[Limit]:

@@ -7,7 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from billing.catalog import BYOK
-from billing.entitlements import EntitlementRequired
+from billing.entitlements import EntitledViewMixin
 from byok import scopes, services
 from byok.api import serializers as s
 from byok.models import ProviderCredential
@@ -25,15 +25,12 @@ def _actor(request) -> str:
     return f"api_key:{request.auth.pk}"
 
 
-class ByokView(TenantScopedAPIView):
+class ByokView(EntitledViewMixin, TenantScopedAPIView):
     """Every BYOK endpoint: scopes first, then the tenant's BYOK entitlement."""
 
     model = ProviderCredential
     serializer_class = s.CredentialSerializer
     entitlement = BYOK
-
-    def get_permissions(self):
-        return [*super().get_permissions(), EntitlementRequired()]
 
 
 class CredentialListView(ByokView):

@@ -9,6 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from billing.catalog import CREDIT_GRANTS, INVOICE_RECONCILIATION
+from billing.entitlements import EntitledViewMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
@@ -254,7 +256,8 @@ class ReservationExtendView(TenantScopedAPIView):
         return Response(s.ReservationSerializer(reservation).data)
 
 
-class ReconciliationView(TenantScopedAPIView):
+class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
+    entitlement = INVOICE_RECONCILIATION
     model = Reservation
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
     serializer_class = s.ReconciliationSerializer
@@ -408,7 +411,8 @@ class BudgetDetailView(TenantScopedAPIView):
         )
 
 
-class CreditGrantListView(TenantScopedAPIView):
+class CreditGrantListView(EntitledViewMixin, TenantScopedAPIView):
+    entitlement = CREDIT_GRANTS
     model = CreditGrant
     required_scopes = {"GET": scopes.CREDITS_READ, "POST": scopes.CREDITS_WRITE}
     serializer_class = s.CreditGrantSerializer
@@ -439,7 +443,8 @@ class CreditGrantListView(TenantScopedAPIView):
         return Response(s.CreditGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 
-class CreditGrantVoidView(TenantScopedAPIView):
+class CreditGrantVoidView(EntitledViewMixin, TenantScopedAPIView):
+    entitlement = CREDIT_GRANTS
     model = CreditGrant
     required_scopes = {"POST": scopes.CREDITS_WRITE}
 

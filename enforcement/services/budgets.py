@@ -6,6 +6,8 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
+from billing import entitlements
+from billing.catalog import CREDIT_GRANTS
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
@@ -100,6 +102,7 @@ def credit_grant_create(
     expires_at: datetime | None = None,
     note: str = "",
 ) -> CreditGrant:
+    entitlements.require(tenant, CREDIT_GRANTS)
     now = db_now()
     effective = effective_at or now
     if expires_at is not None and expires_at <= effective:

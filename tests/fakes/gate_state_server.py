@@ -1,0 +1,76 @@
+"""A gate state service (docs/billing.md#gate-state-service) for the lifecycle and billing
+gates' HTTP providers: answers from ``lifecycle`` / ``billing`` / ``usage`` dicts per tenant.
+
+``mode``: ``ok``; ``slow`` (answers after ``delay`` s); ``error`` (500); ``garbage`` (200 with
+a body that is not the contract); ``flap`` (alternates ok / 500 per request).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class GateStateServer:
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.delay = 0.0
+        self.lifecycle: dict[str, dict] = {}
+        self.billing: dict[str, dict] = {}
+        self.usage: dict[str, dict] = {}
+        self.requests: list[str] = []
+        self._flap = itertools.count()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                mode = server.mode
+                if mode == "flap":
+                    mode = "ok" if next(server._flap) % 2 == 0 else "error"
+                if mode == "slow":
+                    time.sleep(server.delay)  # the injected latency itself
+                    mode = "ok"
+                parts = self.path.strip("/").split("/")  # v1 tenants <id> <what>
+                if mode == "error":
+                    return self._send(500, {"error": "internal"})
+                if mode == "garbage":
+                    return self._send(200, {"unexpected": True})
+                if len(parts) != 4 or parts[:2] != ["v1", "tenants"]:
+                    return self._send(404, {"error": "not found"})
+                table = getattr(server, parts[3], None)
+                if not isinstance(table, dict) or parts[2] not in table:
+                    return self._send(404, {"error": "unknown tenant"})
+                return self._send(200, table[parts[2]])
+
+            def _send(self, status: int, body: dict):
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> GateStateServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
