@@ -16,6 +16,7 @@ from billing.payments.base import (
     INVOICE_PAID,
     INVOICE_PAYMENT_FAILED,
     INVOICE_VOIDED,
+    OTHER,
     STATUS_MAP,
     SUBSCRIPTION_CANCELED,
     SUBSCRIPTION_UPDATED,
@@ -44,8 +45,10 @@ def payment_event_receive(*, event: ProviderEvent) -> tuple[PaymentEvent, bool]:
                 payload=event.payload,
                 outcome=Outcome.IGNORED,
             )
-            subscription = _subscription_for(event)
-            if subscription is None:
+            subscription = None if event.kind == OTHER else _subscription_for(event)
+            if event.kind == OTHER:
+                outcome, detail = Outcome.IGNORED, f"{event.raw_type} is not acted on"
+            elif subscription is None:
                 outcome, detail = Outcome.UNMATCHED, "no subscription for this customer"
             else:
                 row.tenant_id = subscription.tenant_id

@@ -1,0 +1,122 @@
+"""A local server speaking Stripe's API wire format for what dunning calls.
+
+- ``POST /v1/invoices/{id}/pay`` -> 200 with the invoice object (``status: paid``) when the id is
+  in ``payable``, else 402 with a ``card_error`` (``card_declined``) error object.
+- ``DELETE /v1/subscriptions/{id}`` -> 200 with the subscription object, ``status: canceled``.
+Bodies and errors are shaped as Stripe documents them, so the real ``stripe`` client parses them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeStripe:
+    def __init__(self) -> None:
+        self.payable: set[str] = set()
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _record(self):
+                length = int(self.headers.get("content-length") or 0)
+                if length:
+                    self.rfile.read(length)
+                with fake._lock:
+                    fake.requests.append((self.command, self.path))
+
+            def do_POST(self):
+                self._record()
+                parts = self.path.strip("/").split("/")
+                if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "pay":
+                    invoice = parts[2]
+                    if invoice in fake.payable:
+                        return self._send(200, _invoice(invoice, "paid"))
+                    return self._send(
+                        402,
+                        {
+                            "error": {
+                                "code": "card_declined",
+                                "decline_code": "insufficient_funds",
+                                "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+                                "message": "Your card has insufficient funds.",
+                                "type": "card_error",
+                            }
+                        },
+                    )
+                return self._not_found()
+
+            def do_DELETE(self):
+                self._record()
+                parts = self.path.strip("/").split("/")
+                if len(parts) == 3 and parts[:2] == ["v1", "subscriptions"]:
+                    return self._send(
+                        200,
+                        {
+                            "id": parts[2],
+                            "object": "subscription",
+                            "status": "canceled",
+                            "canceled_at": int(time.time()),
+                            "customer": "cus_test",
+                            "livemode": False,
+                        },
+                    )
+                return self._not_found()
+
+            def _not_found(self):
+                return self._send(
+                    404,
+                    {
+                        "error": {
+                            "message": f"Unrecognized request URL ({self.command}: {self.path}).",
+                            "type": "invalid_request_error",
+                        }
+                    },
+                )
+
+            def _send(self, status: int, body: dict):
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.send_header("Request-Id", "req_fake")
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeStripe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _invoice(invoice_id: str, status: str) -> dict:
+    return {
+        "id": invoice_id,
+        "object": "invoice",
+        "status": status,
+        "amount_due": 4900,
+        "amount_paid": 4900 if status == "paid" else 0,
+        "currency": "usd",
+        "customer": "cus_test",
+        "livemode": False,
+    }
