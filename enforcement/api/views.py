@@ -373,6 +373,8 @@ class BudgetListView(TenantScopedAPIView):
             project=project,
             environment=scope.get("environment") or "",
             name=data.get("name", ""),
+            alert_thresholds=data.get("alert_thresholds"),
+            forecast_alert=data.get("forecast_alert", False),
         )
         return Response(
             s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data,
@@ -401,10 +403,15 @@ class BudgetDetailView(TenantScopedAPIView):
         budget = self.get_object()
         body = s.BudgetUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
         budget = budget_services.budget_update(
             budget=budget,
-            limit_micros=body.validated_data.get("limit_usd"),
-            name=body.validated_data.get("name"),
+            limit_micros=data.get("limit_usd"),
+            name=data.get("name"),
+            forecast_alert=data.get("forecast_alert"),
+            **(
+                {"alert_thresholds": data["alert_thresholds"]} if "alert_thresholds" in data else {}
+            ),
         )
         return Response(
             s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data
