@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,8 +29,3 @@ class BillLine:
     provider_project: str = ""  # LLM usage: the provider's project id
     description: str = ""
     invalid: str = ""  # why the line could not be read (kept and reported)
-
-
-def usd_to_micros(amount: Decimal) -> int:
-    """Round up to the next micro-dollar, as every cost in Tollgate is."""
-    return math.ceil(amount * 1_000_000)

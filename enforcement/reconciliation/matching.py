@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from enforcement.reconciliation.lines import BillLine, usd_to_micros
+from controlplane.core.money import usd_to_micros_round_up as usd_to_micros
+from enforcement.reconciliation.lines import BillLine
 
 LLM_SOURCES = ("llm",)
 
@@ -84,7 +85,8 @@ def match_lines(
                 Unmatched(
                     line.line_numbers,
                     "unmatched",
-                    f"currency {line.currency or '(none)'}: budgets are in USD",
+                    f"currency {line.currency or '(none)'} ({line.amount} {line.currency}): "
+                    "budgets are in USD",
                     0,
                 )
             )

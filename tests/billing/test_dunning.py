@@ -24,6 +24,7 @@ from billing.tasks import dunning_attempt_task, provider_subscription_cancel_tas
 from controlplane.audit.chain import control_chain
 from controlplane.audit.models import LedgerEntry, OutboxEvent
 from controlplane.celery import app as celery_app
+from controlplane.core.clock import db_now
 from tests import factories
 from tests.api_contracts import assert_problem
 from tests.billing.conftest import key_client
@@ -119,9 +120,10 @@ def past_due(tenant, invoice_id: str = "in_1") -> Subscription:
 
 
 def make_due(campaign_id: str) -> None:
-    """Time passes: the campaign's next step is due now."""
+    """Time passes: the campaign's next step is due now (by the database clock the tick uses,
+    which inside the test's transaction stands at the transaction's start)."""
     DunningCampaign.objects.filter(pk=campaign_id).update(
-        next_action_at=datetime.now(UTC) - timedelta(seconds=1)
+        next_action_at=db_now() - timedelta(seconds=1)
     )
 
 
