@@ -32,3 +32,11 @@ def enforce(*, tenant, limit: str, count: Callable[[], int], adding: int = 1) ->
     # NO KEY UPDATE: concurrent inserts referencing the tenant (decisions) are not blocked.
     Tenant.objects.select_for_update(no_key=True).filter(pk=getattr(tenant, "pk", tenant)).exists()
     _checker(tenant=tenant, limit=limit, count=count() + adding)
+
+
+def check(*, tenant, limit: str, count: int) -> None:
+    """Refuse ``count`` if over the plan's ``limit``, without a lock (form validation: the
+    writer cannot lock the tenant before the form is shown; a concurrent edit may pass)."""
+    if _checker is None:
+        raise ImproperlyConfigured("no plan limit checker registered (is `billing` installed?)")
+    _checker(tenant=tenant, limit=limit, count=count)

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from billing.gates import cache, checks, guard, protection
 from tests import factories
+from tests.byok.conftest import _provider_server, provider_server  # noqa: F401 - shared fixtures
 from tests.fakes.gate_state_server import GateStateServer
 from tests.fakes.tcp_proxy import FaultProxy
 
