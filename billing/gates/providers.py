@@ -86,23 +86,30 @@ def register_usage_counter(name: str, counter: Callable[[str], int]) -> None:
 
 
 def _bounded_read(timeout_ms: int, read: Callable[[], Any]) -> Any:
-    """Run ``read`` in a transaction whose statements and lock waits stop after ``timeout_ms``."""
+    """Run ``read`` in a transaction whose statements and lock waits stop after ``timeout_ms``.
+
+    PostgreSQL only: SQLite (the embedded demo) has no statement timeout, and its IMMEDIATE
+    transactions would take the write lock for a read, so there the read runs as it is.
+    """
+    if connection.vendor != "postgresql":
+        try:
+            return read()
+        except DatabaseError as exc:
+            raise ProviderError("error", type(exc).__name__) from exc
     try:
         with transaction.atomic():
             # Inside an outer transaction this atomic is a savepoint: the local settings would
             # outlive it, so they are put back after a successful read (a failed one rolls
             # back to the savepoint, which undoes them).
             nested = bool(connection.savepoint_ids)
-            postgres = connection.vendor == "postgresql"
-            if postgres:
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true), "
-                        "set_config('lock_timeout', %s, true)",
-                        [f"{int(timeout_ms)}ms", f"{int(timeout_ms)}ms"],
-                    )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true), "
+                    "set_config('lock_timeout', %s, true)",
+                    [f"{int(timeout_ms)}ms", f"{int(timeout_ms)}ms"],
+                )
             result = read()
-            if postgres and nested:
+            if nested:
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
                     cursor.execute("SET LOCAL lock_timeout TO DEFAULT")
