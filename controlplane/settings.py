@@ -325,6 +325,7 @@ REQUEST_GATE_TENANT_RESOLVERS = ["billing.gates.resolvers.api_key_tenant"]
 # Each provider: "database" (this deployment's own tables) or the base URL of a gate state
 # service (docs/billing.md#gate-state-service).
 LIFECYCLE_PROVIDER = env.str("LIFECYCLE_PROVIDER", default="database")
+GATE_STATE_SERVICE_TOKEN = env.str("GATE_STATE_SERVICE_TOKEN", default="")
 LIFECYCLE_PROVIDER_TIMEOUT_MS = env.int("LIFECYCLE_PROVIDER_TIMEOUT_MS", default=500)
 LIFECYCLE_CACHE_SECONDS = env.float("LIFECYCLE_CACHE_SECONDS", default=10.0)
 LIFECYCLE_FAIL_MODE = env.str("LIFECYCLE_FAIL_MODE", default="closed")

@@ -195,7 +195,7 @@ class HttpGateStateProvider:
     def __init__(self, *, gate: str, base_url: str, timeout_ms: int) -> None:
         self.name = f"{gate}:http"
         self._base = base_url.rstrip("/")
-        token = getattr(settings, "GATE_STATE_SERVICE_TOKEN", "")
+        token = settings.GATE_STATE_SERVICE_TOKEN
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_ms / 1000),
             headers={"Authorization": f"Bearer {token}"} if token else {},
