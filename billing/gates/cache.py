@@ -44,6 +44,15 @@ def invalidate_tenant(tenant_id: str) -> None:
             del _entries[key]
 
 
+def invalidate_tenant_now_and_at_commit(tenant_id: str) -> None:
+    """For writers: drop the entries now (this transaction's own requests) and again at commit
+    (a request that cached the old state in between)."""
+    from django.db import transaction
+
+    invalidate_tenant(tenant_id)
+    transaction.on_commit(lambda: invalidate_tenant(tenant_id))
+
+
 def clear() -> None:
     with _lock:
         _entries.clear()

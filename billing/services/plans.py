@@ -88,7 +88,7 @@ def plans_sync() -> list[Plan]:
 
 def tenant_plan_set(*, tenant, plan: Plan | str) -> TenantPlan:
     """Put ``tenant`` on ``plan`` (a row or a catalog code); a no-op when it already is."""
-    from billing.gates.cache import invalidate_tenant
+    from billing.gates.cache import invalidate_tenant_now_and_at_commit
 
     if isinstance(plan, str):
         plan = plan_from_catalog(plan)
@@ -112,10 +112,7 @@ def tenant_plan_set(*, tenant, plan: Plan | str) -> TenantPlan:
                 "limits": dict(plan.limits),
             },
         )
-        # Now (this transaction's own requests) and at commit (a request that cached the old
-        # plan in between).
-        invalidate_tenant(tenant.pk)
-        transaction.on_commit(lambda: invalidate_tenant(tenant.pk))
+        invalidate_tenant_now_and_at_commit(tenant.pk)
     return current
 
 

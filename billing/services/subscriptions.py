@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.errors import BillingErrorCode
-from billing.gates.cache import invalidate_tenant
+from billing.gates.cache import invalidate_tenant_now_and_at_commit as _invalidate
 from billing.gates.metrics import LIFECYCLE_TRANSITIONS
 from billing.models import Subscription
 from controlplane.audit.outbox import outbox_enqueue
@@ -237,11 +237,6 @@ def _note_provider_time(subscription: Subscription, provider_at: datetime | None
     ):
         subscription.provider_state_at = provider_at
         subscription.save(update_fields=["provider_state_at", "updated_at"])
-
-
-def _invalidate(tenant_id: str) -> None:
-    invalidate_tenant(tenant_id)
-    transaction.on_commit(lambda: invalidate_tenant(tenant_id))
 
 
 def subscription_cancel_at_provider(*, subscription_id: str) -> str:

@@ -8,10 +8,11 @@ a body that is not the contract); ``flap`` (alternates ok / 500 per request).
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.fakes.json_http import JsonHandler
 
 
 class GateStateServer:
@@ -25,9 +26,7 @@ class GateStateServer:
         self._flap = itertools.count()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
+        class Handler(JsonHandler):
             def do_GET(self):
                 server.requests.append(self.path)
                 mode = server.mode
@@ -38,26 +37,15 @@ class GateStateServer:
                     mode = "ok"
                 parts = self.path.strip("/").split("/")  # v1 tenants <id> <what>
                 if mode == "error":
-                    return self._send(500, {"error": "internal"})
+                    return self.send_json(500, {"error": "internal"})
                 if mode == "garbage":
-                    return self._send(200, {"unexpected": True})
+                    return self.send_json(200, {"unexpected": True})
                 if len(parts) != 4 or parts[:2] != ["v1", "tenants"]:
-                    return self._send(404, {"error": "not found"})
+                    return self.send_json(404, {"error": "not found"})
                 table = getattr(server, parts[3], None)
                 if not isinstance(table, dict) or parts[2] not in table:
-                    return self._send(404, {"error": "unknown tenant"})
-                return self._send(200, table[parts[2]])
-
-            def _send(self, status: int, body: dict):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                return
+                    return self.send_json(404, {"error": "unknown tenant"})
+                return self.send_json(200, table[parts[2]])
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -8,10 +8,11 @@ Bodies and errors are shaped as Stripe documents them, so the real ``stripe`` cl
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.fakes.json_http import JsonHandler
 
 
 class FakeStripe:
@@ -21,8 +22,8 @@ class FakeStripe:
         self._lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(JsonHandler):
+            extra_headers = {"Request-Id": "req_fake"}
 
             def _record(self):
                 length = int(self.headers.get("content-length") or 0)
@@ -37,8 +38,8 @@ class FakeStripe:
                 if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "pay":
                     invoice = parts[2]
                     if invoice in fake.payable:
-                        return self._send(200, _invoice(invoice, "paid"))
-                    return self._send(
+                        return self.send_json(200, _invoice(invoice, "paid"))
+                    return self.send_json(
                         402,
                         {
                             "error": {
@@ -56,7 +57,7 @@ class FakeStripe:
                 self._record()
                 parts = self.path.strip("/").split("/")
                 if len(parts) == 3 and parts[:2] == ["v1", "subscriptions"]:
-                    return self._send(
+                    return self.send_json(
                         200,
                         {
                             "id": parts[2],
@@ -70,7 +71,7 @@ class FakeStripe:
                 return self._not_found()
 
             def _not_found(self):
-                return self._send(
+                return self.send_json(
                     404,
                     {
                         "error": {
@@ -79,18 +80,6 @@ class FakeStripe:
                         }
                     },
                 )
-
-            def _send(self, status: int, body: dict):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.send_header("Request-Id", "req_fake")
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
