@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billing.models import TenantPlan
+from billing.services.plans import plans_sync
 from billing.services.subscriptions import subscription_link, subscription_transition
 from controlplane.audit.chain import control_chain
 from controlplane.audit.models import LedgerEntry
@@ -21,6 +22,7 @@ def test_changelists_render(admin_client, tenant, model):
 
 
 def test_changing_a_tenants_plan_is_ledgered(admin_client, tenant):
+    plans_sync()  # the migration wrote them; a transactional test elsewhere may have flushed
     response = admin_client.post(
         f"/admin/billing/tenantplan/{tenant.pk}/change/", {"plan": "enterprise"}
     )
