@@ -8,14 +8,12 @@ a body that is not the contract); ``flap`` (alternates ok / 500 per request).
 from __future__ import annotations
 
 import itertools
-import threading
 import time
-from http.server import ThreadingHTTPServer
 
-from tests.fakes.json_http import JsonHandler
+from tests.fakes.json_http import JsonHandler, LocalServer
 
 
-class GateStateServer:
+class GateStateServer(LocalServer):
     def __init__(self) -> None:
         self.mode = "ok"
         self.delay = 0.0
@@ -47,18 +45,4 @@ class GateStateServer:
                     return self.send_json(404, {"error": "unknown tenant"})
                 return self.send_json(200, table[parts[2]])
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> GateStateServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import ThreadingHTTPServer
 
-from tests.fakes.json_http import JsonHandler
+from tests.fakes.json_http import JsonHandler, LocalServer
 
 
-class FakeStripe:
+class FakeStripe(LocalServer):
     def __init__(self) -> None:
         self.payable: set[str] = set()
         self.requests: list[tuple[str, str]] = []
@@ -81,21 +80,7 @@ class FakeStripe:
                     },
                 )
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeStripe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve(Handler)
 
 
 def _invoice(invoice_id: str, status: str) -> dict:
