@@ -27,6 +27,11 @@ What it does (figures, not asserts):
 
 Prints decisions/s and p50/p95/p99 for each and the trivial/spread ratio; ``--json`` writes
 them to a file too.
+
+``--gates compare`` runs every scenario with the request gates off and then on
+(``REQUEST_GATES_ENABLED``), ``--rounds`` times alternately on the same database and machine,
+and prints what the gates add per request (CPU and latency). The rate limits are raised so the
+protection gate checks every request without refusing any.
 """
 
 from __future__ import annotations
@@ -78,6 +83,13 @@ def parse_args(argv=None):
         default="hot,spread,trivial,floor,half",
         help="comma list of scenarios to run",
     )
+    parser.add_argument(
+        "--gates",
+        choices=["on", "off", "compare"],
+        default="on",
+        help="request gates on, off, or both alternately (the added cost per request)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="off/on rounds with --gates compare")
     return parser.parse_args(argv)
 
 
@@ -122,17 +134,27 @@ def production_env(args, metrics_dir: str) -> dict:
         LOG_LEVEL=args.log_level.upper(),
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
         DJANGO_SETTINGS_MODULE="controlplane.settings",
+        # The protection gate checks every request; the bench measures that, not refusals.
+        PROTECTION_KEY_RATE="1000000",
+        PROTECTION_KEY_BURST="1000000",
+        PROTECTION_TENANT_RATE="1000000",
+        PROTECTION_TENANT_BURST="1000000",
+        PROTECTION_GLOBAL_RATE="1000000",
+        PROTECTION_GLOBAL_BURST="1000000",
+        PROTECTION_KEY_PREFIX=f"bench:{secrets.token_hex(4)}:gate:",
     )
     return env
 
 
 SEED = """
 import json
+from billing.services.plans import tenant_plan_set
 from controlplane.tenancy import services
 from controlplane.tenancy.scopes import all_scopes
 from enforcement.services.budgets import budget_create
 
 tenant = services.tenant_create(slug="bench", name="Bench")
+tenant_plan_set(tenant=tenant, plan="enterprise")  # no plan limits in the way
 _, key = services.api_key_issue(tenant=tenant, name="bench", scopes=list(all_scopes()))
 hot = services.project_create(tenant=tenant, slug="hot", name="Hot")
 budget_create(tenant=tenant, project=hot, limit_micros=10**15, name="hot")
@@ -415,6 +437,75 @@ def print_row(row):
     )
 
 
+def run_scenarios(args, scenarios, server, port, token) -> list[dict]:
+    rows, by_name = [], {}
+    for scenario in scenarios:
+        before = cpu_snapshot(server.pid, args.db_name)
+        client_before = time.process_time()
+        if scenario == "half":
+            if "spread" not in by_name:
+                continue
+            rate = by_name["spread"]["per_second"] / 2
+            row = asyncio.run(
+                drive(port, token, "spread", args.clients, args.duration, args.warmup, rate)
+            )
+            row["scenario"] = "half"
+        else:
+            row = asyncio.run(
+                drive(port, token, scenario, args.clients, args.duration, args.warmup)
+            )
+        used = cpu_used(before, cpu_snapshot(server.pid, args.db_name))
+        count = max(row.pop("requests_incl_warmup"), 1)
+        row["app_cpu_ms"] = round(used["app"] / count * 1000, 2)
+        row["db_cpu_ms"] = round(used["db"] / count * 1000, 2)
+        row["client_cpu_ms"] = round((time.process_time() - client_before) / count * 1000, 2)
+        by_name[row["scenario"]] = row
+        rows.append(row)
+        print_row(row)
+    if "trivial" in by_name and "spread" in by_name:
+        ratio = by_name["spread"]["per_second"] / by_name["trivial"]["per_second"]
+        print(f"spread decisions/s vs trivial endpoint req/s: {ratio:.2f}")
+    if "spread" in by_name:
+        spread = by_name["spread"]
+        per = spread["app_cpu_ms"] + spread["db_cpu_ms"]
+        if per > 0:
+            cpus = os.cpu_count() or 1
+            print(
+                f"CPU per spread decision: {per:.2f} ms (app {spread['app_cpu_ms']:.2f} + "
+                f"PostgreSQL {spread['db_cpu_ms']:.2f}); {cpus} idle CPUs could serve at most "
+                f"~{cpus * 1000 / per:.0f} decisions/s before the load generator's share"
+            )
+    return rows
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def print_gate_cost(by_mode: dict[str, list[dict]]) -> None:
+    """Median over rounds, gates on minus gates off, per scenario."""
+    print("request gates: on minus off (median of the rounds)")
+    names = sorted({row["scenario"] for row in by_mode["1"]})
+    for name in names:
+        off = [r for r in by_mode["0"] if r["scenario"] == name]
+        on = [r for r in by_mode["1"] if r["scenario"] == name]
+        if not off or not on:
+            continue
+        delta = {
+            key: _median([r[key] for r in on]) - _median([r[key] for r in off])
+            for key in ("app_cpu_ms", "db_cpu_ms", "p50_ms", "p99_ms")
+        }
+        rate = _median([r["per_second"] for r in on]) / _median([r["per_second"] for r in off])
+        print(
+            f"  {name:<8} app CPU/req {delta['app_cpu_ms']:+.2f} ms  PostgreSQL CPU/req "
+            f"{delta['db_cpu_ms']:+.2f} ms  p50 {delta['p50_ms']:+.2f} ms  "
+            f"p99 {delta['p99_ms']:+.2f} ms  throughput x{rate:.2f}",
+            flush=True,
+        )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -429,50 +520,26 @@ def main(argv=None) -> int:
         run_manage(env, "migrate", "--noinput")
         seeded = run_manage(env, "shell", stdin=SEED.format(projects=PROJECTS))
         token = json.loads(seeded.split("SEED", 1)[1].strip())["key"]
-        server = start_server(args, env, port)
-        print(
-            f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}; "
-            f"{args.clients} clients; {args.duration:.0f} s per scenario "
-            f"(+{args.warmup:.0f} s warm-up)",
-            flush=True,
-        )
-        by_name = {}
-        for scenario in scenarios:
-            before = cpu_snapshot(server.pid, args.db_name)
-            client_before = time.process_time()
-            if scenario == "half":
-                if "spread" not in by_name:
-                    continue
-                rate = by_name["spread"]["per_second"] / 2
-                row = asyncio.run(
-                    drive(port, token, "spread", args.clients, args.duration, args.warmup, rate)
-                )
-                row["scenario"] = "half"
-            else:
-                row = asyncio.run(
-                    drive(port, token, scenario, args.clients, args.duration, args.warmup)
-                )
-            used = cpu_used(before, cpu_snapshot(server.pid, args.db_name))
-            count = max(row.pop("requests_incl_warmup"), 1)
-            row["app_cpu_ms"] = round(used["app"] / count * 1000, 2)
-            row["db_cpu_ms"] = round(used["db"] / count * 1000, 2)
-            row["client_cpu_ms"] = round((time.process_time() - client_before) / count * 1000, 2)
-            by_name[row["scenario"]] = row
-            results.append(row)
-            print_row(row)
-        if "trivial" in by_name and "spread" in by_name:
-            ratio = by_name["spread"]["per_second"] / by_name["trivial"]["per_second"]
-            print(f"spread decisions/s vs trivial endpoint req/s: {ratio:.2f}")
-        if "spread" in by_name:
-            spread = by_name["spread"]
-            per = spread["app_cpu_ms"] + spread["db_cpu_ms"]
-            if per > 0:
-                cpus = os.cpu_count() or 1
-                print(
-                    f"CPU per spread decision: {per:.2f} ms (app {spread['app_cpu_ms']:.2f} + "
-                    f"PostgreSQL {spread['db_cpu_ms']:.2f}); {cpus} idle CPUs could serve at most "
-                    f"~{cpus * 1000 / per:.0f} decisions/s before the load generator's share"
-                )
+        modes = {"on": ["1"], "off": ["0"], "compare": ["0", "1"] * max(args.rounds, 1)}
+        by_mode: dict[str, list[dict]] = {"0": [], "1": []}
+        for gates in modes[args.gates]:
+            env["REQUEST_GATES_ENABLED"] = gates
+            server = start_server(args, env, port)
+            print(
+                f"gunicorn: {args.workers} workers x {args.threads} threads on 127.0.0.1:{port}; "
+                f"{args.clients} clients; {args.duration:.0f} s per scenario "
+                f"(+{args.warmup:.0f} s warm-up); request gates {'on' if gates == '1' else 'off'}",
+                flush=True,
+            )
+            rows = run_scenarios(args, scenarios, server, port, token)
+            for row in rows:
+                row["gates"] = gates == "1"
+            by_mode[gates].extend(rows)
+            results.extend(rows)
+            stop_server(server)
+            server = None
+        if args.gates == "compare":
+            print_gate_cost(by_mode)
     finally:
         if server is not None:
             stop_server(server)

@@ -1,36 +1,41 @@
-"""Entitlement lookups: which paid features a tenant's plan includes."""
+"""Billing reads used by API, admin and the dashboard."""
 
 from __future__ import annotations
 
-from billing.errors import BillingErrorCode
-from billing.models import TenantPlan
-from controlplane.core.errors import TollgateError
+from billing import entitlements
+from billing.catalog import BYOK
+from billing.models import DunningCampaign, Invoice, Subscription
 
-# Feature names other apps check; the billing issue adds more.
-BYOK = "byok"
+__all__ = [
+    "BYOK",
+    "has_entitlement",
+    "open_dunning",
+    "require_entitlement",
+    "subscription_of",
+    "tenant_features",
+]
 
-
-def tenant_features(tenant) -> frozenset[str]:
-    """Entitlements of ``tenant`` (empty when it has no plan)."""
-    tenant_id = getattr(tenant, "pk", tenant)
-    row = TenantPlan.objects.select_related("plan").filter(tenant_id=tenant_id).first()
-    if row is None or not isinstance(row.plan.features, list):
-        return frozenset()
-    return frozenset(f for f in row.plan.features if isinstance(f, str))
-
-
-def has_entitlement(tenant, feature: str) -> bool:
-    """True when the tenant's plan includes ``feature``."""
-    return feature in tenant_features(tenant)
+# Older names of the entitlement check; ``billing.entitlements`` is the one implementation.
+tenant_features = entitlements.tenant_features
+has_entitlement = entitlements.enabled
+require_entitlement = entitlements.require
 
 
-def require_entitlement(tenant, feature: str) -> None:
-    """Raise 403 ``FEATURE_NOT_ENTITLED`` unless the tenant's plan includes ``feature``."""
-    if not has_entitlement(tenant, feature):
-        raise TollgateError(
-            BillingErrorCode.FEATURE_NOT_ENTITLED,
-            f"Your plan does not include the `{feature}` feature.",
-            remediation="Upgrade to a plan that includes it, or ask your Tollgate operator.",
-            status=403,
-            extra={"feature": feature},
-        )
+def subscription_of(tenant) -> Subscription | None:
+    """The tenant's subscription; None for tenants billed outside a payment provider."""
+    return Subscription.objects.filter(tenant_id=getattr(tenant, "pk", tenant)).first()
+
+
+def open_dunning(tenant) -> DunningCampaign | None:
+    """The tenant's active dunning campaign, if any (with its invoice)."""
+    return (
+        DunningCampaign.objects.select_related("invoice")
+        .filter(tenant_id=getattr(tenant, "pk", tenant), state=DunningCampaign.State.ACTIVE)
+        .first()
+    )
+
+
+def open_invoices(tenant) -> list[Invoice]:
+    return list(
+        Invoice.objects.for_tenant(getattr(tenant, "pk", tenant)).filter(status=Invoice.Status.OPEN)
+    )

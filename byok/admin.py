@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.http import HttpResponse
 
-from billing.selectors import BYOK, has_entitlement
+from billing.catalog import BYOK
+from billing.entitlements import EntitledAdminMixin
 from byok import services
 from byok.models import CredentialStatus, ProviderCredential, TenantByokSettings
 from controlplane.core.errors import TollgateError
@@ -16,7 +16,9 @@ def _actor(request) -> str:
 
 
 @admin.register(ProviderCredential)
-class ProviderCredentialAdmin(admin.ModelAdmin):
+class ProviderCredentialAdmin(EntitledAdminMixin, admin.ModelAdmin):
+    entitlement = BYOK
+
     list_display = [
         "id",
         "tenant",
@@ -62,26 +64,11 @@ class ProviderCredentialAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        credential = ProviderCredential.objects.filter(pk=object_id).first()
-        if credential is not None and not has_entitlement(credential.tenant_id, BYOK):
-            return HttpResponse(
-                "403 FEATURE_NOT_ENTITLED: this tenant's plan does not include BYOK.",
-                status=403,
-                content_type="text/plain",
-            )
-        return super().change_view(request, object_id, form_url, extra_context)
-
     @admin.action(description="Validate selected credentials now (probe the provider)")
     def validate(self, request, queryset):
-        for credential in queryset.exclude(status=CredentialStatus.REVOKED):
-            if not has_entitlement(credential.tenant_id, BYOK):
-                self.message_user(
-                    request,
-                    f"{credential.pk}: FEATURE_NOT_ENTITLED (the tenant's plan has no BYOK)",
-                    messages.ERROR,
-                )
-                continue
+        for credential in self.entitled_queryset(
+            request, queryset.exclude(status=CredentialStatus.REVOKED)
+        ):
             try:
                 updated = services.credential_validate(
                     credential_id=credential.pk, actor=_actor(request)

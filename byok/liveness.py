@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db.models import Count
 
 from byok import vault
-from byok.breaker import CircuitBreaker
 from byok.crypto import DecryptionError
 from byok.metrics import CREDENTIALS, PROBE_TOTAL
 from byok.models import CredentialStatus, ProviderCredential
@@ -32,6 +31,7 @@ from byok.providers import (
 )
 from byok.redis_client import byok_redis
 from byok.services import apply_probe_result, base_url_for
+from controlplane.core.breaker import CircuitBreaker
 
 log = structlog.get_logger(__name__)
 

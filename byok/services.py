@@ -15,7 +15,9 @@ import structlog
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from billing.selectors import BYOK, require_entitlement
+from billing import entitlements
+from billing.catalog import BYOK
+from billing.limits import check_limit
 from byok import crypto, vault
 from byok.errors import ByokErrorCode
 from byok.models import CredentialStatus, ProviderCredential, TenantByokSettings
@@ -25,6 +27,7 @@ from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.ids import new_id
+from controlplane.tenancy import plan_limits
 
 log = structlog.get_logger(__name__)
 
@@ -175,7 +178,7 @@ def credential_create(
     actor: str = "",
 ) -> ProviderCredential:
     """Probe the key, then store it encrypted; raises 422/503 and stores nothing otherwise."""
-    require_entitlement(tenant, BYOK)
+    entitlements.require(tenant, BYOK)
     _adapter_or_400(provider)
     if not api_key:
         raise TollgateError(
@@ -184,6 +187,9 @@ def credential_create(
             errors=[{"field": "api_key", "message": "Required.", "code": "required"}],
         )
     _refuse_if_live_exists(tenant, provider)
+    # Checked before the probe (no provider call for a key the plan cannot hold) and again,
+    # under the tenant lock, where the row is written.
+    check_limit(tenant=tenant, limit="byok_providers", count=_live_credentials(tenant) + 1)
     result = probe_key(provider, api_key)
     log.info("byok_credential_probe", provider=provider, result=result.status.value, phase="create")
     _gate(result, provider=provider, acknowledge_unverifiable=acknowledge_unverifiable)
@@ -197,6 +203,9 @@ def credential_create(
     _apply_key(credential, api_key, result)
     try:
         with transaction.atomic():
+            plan_limits.enforce(
+                tenant=tenant, limit="byok_providers", count=lambda: _live_credentials(tenant)
+            )
             credential.save(force_insert=True)
             _ledger(credential, "byok.credential.created", actor)
             _status_changed(credential, None, result, "created")
@@ -210,6 +219,15 @@ def credential_create(
         status=credential.status,
     )
     return credential
+
+
+def _live_credentials(tenant) -> int:
+    """Providers with a live credential (one per provider): what the plan's limit counts."""
+    return (
+        ProviderCredential.objects.for_tenant(tenant)
+        .exclude(status=CredentialStatus.REVOKED)
+        .count()
+    )
 
 
 def _refuse_if_live_exists(tenant, provider: str) -> None:
@@ -324,7 +342,7 @@ def credential_rotate(
 ) -> ProviderCredential:
     """Replace a credential's key only after the provider accepted the new one."""
     credential = ProviderCredential.objects.select_related("tenant").get(pk=credential_id)
-    require_entitlement(credential.tenant, BYOK)
+    entitlements.require(credential.tenant, BYOK)
     _refuse_revoked(credential)
     if not api_key:
         raise TollgateError(

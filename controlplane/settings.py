@@ -136,6 +136,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # lifecycle -> billing -> protection, before any view (docs/billing.md#request-gates).
+    "billing.gates.middleware.RequestGatesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -194,6 +196,7 @@ else:
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -290,6 +293,83 @@ BYOK_DAILY_QUOTA_DEFAULT = env.int("BYOK_DAILY_QUOTA_DEFAULT", default=10000)
 # Redis holding the daily quota counters and breaker state (defaults to REDIS_URL).
 BYOK_REDIS_URL = env.str("BYOK_REDIS_URL", default="") or REDIS_URL
 BYOK_REDIS_TIMEOUT_SECONDS = env.float("BYOK_REDIS_TIMEOUT_SECONDS", default=1.0)
+
+# --- Billing, payments, dunning ---------------------------------------------------------------
+# Plan of new tenants (a code of billing.catalog.PLANS).
+BILLING_DEFAULT_PLAN = env.str("BILLING_DEFAULT_PLAN", default="free")
+# Days a past-due subscription keeps working before the billing gate answers 402.
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Only for tests and Stripe-compatible mocks; empty means Stripe's own API.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# Secret (whsec_...) of the generic Standard Webhooks receiver.
+STANDARD_WEBHOOK_SECRET = env.str("STANDARD_WEBHOOK_SECRET", default="")
+DUNNING_SCHEDULE_DAYS = [
+    int(d) for d in env.list("DUNNING_SCHEDULE_DAYS", default=["0", "3", "5", "7"])
+]
+# After the last retry failed, the subscription is suspended; canceled this many days later.
+DUNNING_FINAL_WAIT_DAYS = env.int("DUNNING_FINAL_WAIT_DAYS", default=2)
+DUNNING_CANCEL_AFTER_DAYS = env.int("DUNNING_CANCEL_AFTER_DAYS", default=14)
+DUNNING_TICK_SECONDS = env.float("DUNNING_TICK_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["billing-dunning-tick"] = {
+    "task": "billing.dunning_tick_task",
+    "schedule": DUNNING_TICK_SECONDS,
+}
+
+# --- Request gates (lifecycle -> billing -> protection) ---------------------------------------
+REQUEST_GATES_ENABLED = env.bool("REQUEST_GATES_ENABLED", default=True)
+# Callables(request) -> (tenant_id | None, api_key | None); the first that names a tenant wins.
+REQUEST_GATE_TENANT_RESOLVERS = ["billing.gates.resolvers.api_key_tenant"]
+# Each provider: "database" (this deployment's own tables) or the base URL of a gate state
+# service (docs/billing.md#gate-state-service).
+LIFECYCLE_PROVIDER = env.str("LIFECYCLE_PROVIDER", default="database")
+GATE_STATE_SERVICE_TOKEN = env.str("GATE_STATE_SERVICE_TOKEN", default="")
+LIFECYCLE_PROVIDER_TIMEOUT_MS = env.int("LIFECYCLE_PROVIDER_TIMEOUT_MS", default=500)
+LIFECYCLE_CACHE_SECONDS = env.float("LIFECYCLE_CACHE_SECONDS", default=10.0)
+LIFECYCLE_FAIL_MODE = env.str("LIFECYCLE_FAIL_MODE", default="closed")
+BILLING_PROVIDER = env.str("BILLING_PROVIDER", default="database")
+BILLING_PROVIDER_TIMEOUT_MS = env.int("BILLING_PROVIDER_TIMEOUT_MS", default=200)
+BILLING_PLAN_CACHE_SECONDS = env.float("BILLING_PLAN_CACHE_SECONDS", default=300.0)
+BILLING_USAGE_CACHE_SECONDS = env.float("BILLING_USAGE_CACHE_SECONDS", default=60.0)
+# Money never fails open: "closed" is the only accepted value. To let requests through while
+# the billing provider is down, set BILLING_BYPASS_UNTIL (ISO 8601, at most
+# BILLING_BYPASS_MAX_HOURS ahead) and BILLING_BYPASS_REASON; every use is logged and counted.
+BILLING_FAIL_MODE = env.str("BILLING_FAIL_MODE", default="closed")
+BILLING_BYPASS_UNTIL = env.str("BILLING_BYPASS_UNTIL", default="")
+BILLING_BYPASS_REASON = env.str("BILLING_BYPASS_REASON", default="")
+BILLING_BYPASS_MAX_HOURS = env.int("BILLING_BYPASS_MAX_HOURS", default=24)
+# A provider's last answer is used while it fails, up to this age; then the fail mode answers.
+GATE_LAST_KNOWN_MAX_SECONDS = env.float("GATE_LAST_KNOWN_MAX_SECONDS", default=3600.0)
+PROTECTION_REDIS_URL = env.str("PROTECTION_REDIS_URL", default="") or REDIS_URL
+PROTECTION_PROVIDER_TIMEOUT_MS = env.int("PROTECTION_PROVIDER_TIMEOUT_MS", default=100)
+# A refusal is remembered locally this long (at most its Retry-After), so a client hammering
+# after a 429 costs no Redis round trip.
+PROTECTION_CACHE_SECONDS = env.float("PROTECTION_CACHE_SECONDS", default=1.0)
+PROTECTION_FAIL_MODE = env.str("PROTECTION_FAIL_MODE", default="open")
+PROTECTION_KEY_PREFIX = env.str("PROTECTION_KEY_PREFIX", default="tollgate:gate:")
+# Requests per second and burst, per API key, per tenant and for the whole deployment.
+PROTECTION_KEY_RATE = env.float("PROTECTION_KEY_RATE", default=50.0)
+PROTECTION_KEY_BURST = env.int("PROTECTION_KEY_BURST", default=100)
+PROTECTION_TENANT_RATE = env.float("PROTECTION_TENANT_RATE", default=200.0)
+PROTECTION_TENANT_BURST = env.int("PROTECTION_TENANT_BURST", default=400)
+PROTECTION_GLOBAL_RATE = env.float("PROTECTION_GLOBAL_RATE", default=2000.0)
+PROTECTION_GLOBAL_BURST = env.int("PROTECTION_GLOBAL_BURST", default=4000)
+# Circuit breakers of the gate providers (per process): consecutive failures to open, and
+# seconds open before one trial call.
+GATE_BREAKER_FAILURE_THRESHOLD = env.int("GATE_BREAKER_FAILURE_THRESHOLD", default=5)
+GATE_BREAKER_RESET_SECONDS = env.float("GATE_BREAKER_RESET_SECONDS", default=30.0)
+
+# --- Budget alerts ------------------------------------------------------------------------------
+BUDGET_ALERT_DEFAULT_THRESHOLDS = [
+    int(p) for p in env.list("BUDGET_ALERT_DEFAULT_THRESHOLDS", default=["50", "80", "90", "100"])
+]
+BUDGET_ALERT_SWEEP_SECONDS = env.float("BUDGET_ALERT_SWEEP_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["budget-alerts-sweep"] = {
+    "task": "enforcement.budget_alerts_sweep_task",
+    "schedule": BUDGET_ALERT_SWEEP_SECONDS,
+}
 
 # --- DRF + OpenAPI ----------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing.api import webhooks as billing_webhooks
 from controlplane.core import health
 from enforcement.api.approvals import JwksView
 
 api_v1 = [
     path("", include("controlplane.tenancy.api.urls")),
+    path("", include("billing.api.urls")),
     path("", include("controlplane.audit.api.urls")),
     path("", include("enforcement.api.urls")),
     path("", include("byok.api.urls")),
@@ -20,6 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
+    path("webhooks/billing/<str:provider>", billing_webhooks.receive, name="billing-webhook"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),

@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from billing.catalog import CREDIT_GRANTS
+from billing.entitlements import EntitledAdminMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
@@ -43,8 +45,37 @@ class ReadOnlyMixin:
         return False
 
 
+class BudgetAdminForm(forms.ModelForm):
+    class Meta:
+        model = Budget
+        fields = [
+            "tenant",
+            "name",
+            "project",
+            "environment",
+            "period",
+            "limit_micros",
+            "alert_thresholds",
+            "forecast_alert",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        if tenant is not None:
+            try:
+                budget_services.check_alert_settings(
+                    tenant, data.get("alert_thresholds"), data.get("forecast_alert", False)
+                )
+            except TollgateError as exc:
+                field = "forecast_alert" if exc.status_code == 403 else "alert_thresholds"
+                self.add_error(field, f"{exc.code}: {exc.message} {exc.remediation or ''}")
+        return data
+
+
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
+    form = BudgetAdminForm
     list_display = [
         "id",
         "tenant",
@@ -98,7 +129,13 @@ class BudgetAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            budget_services.budget_update(budget=obj, limit_micros=obj.limit_micros, name=obj.name)
+            budget_services.budget_update(
+                budget=obj,
+                limit_micros=obj.limit_micros,
+                name=obj.name,
+                alert_thresholds=obj.alert_thresholds or None,
+                forecast_alert=obj.forecast_alert,
+            )
             return
         created = budget_services.budget_create(
             tenant=obj.tenant,
@@ -107,6 +144,8 @@ class BudgetAdmin(admin.ModelAdmin):
             project=obj.project,
             environment=obj.environment,
             name=obj.name,
+            alert_thresholds=obj.alert_thresholds or None,
+            forecast_alert=obj.forecast_alert,
         )
         obj.pk = created.pk
 
@@ -127,7 +166,8 @@ class BudgetPeriodAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(CreditGrant)
-class CreditGrantAdmin(admin.ModelAdmin):
+class CreditGrantAdmin(EntitledAdminMixin, admin.ModelAdmin):
+    entitlement = CREDIT_GRANTS
     list_display = [
         "id",
         "tenant",
@@ -168,7 +208,7 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
     @admin.action(description="Void selected grants")
     def void(self, request, queryset):
-        for grant in queryset:
+        for grant in self.entitled_queryset(request, queryset):
             try:
                 budget_services.credit_grant_void(grant=grant)
             except TollgateError as exc:
@@ -486,3 +526,7 @@ class SigningKeyAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "retired_at",
     ]
     readonly_fields = fields
+
+
+# Budget alerts and reconciliation imports (registered from their own module).
+from enforcement import admin_billing  # noqa: E402, F401

@@ -6,11 +6,15 @@ class EnforcementConfig(AppConfig):
     verbose_name = "Enforcement"
 
     def ready(self) -> None:
+        from billing.gates.providers import register_usage_counter
         from controlplane.tenancy.management.commands.seed_demo import SEED_DEMO_HOOKS
         from controlplane.tenancy.services import TENANT_CREATED_HOOKS
         from enforcement import scopes  # noqa: F401 - registers the app's API key scopes
         from enforcement.demo import seed_enforcement_demo
         from enforcement.services.policies import policy_create_default
+        from enforcement.usage import decisions_this_month
+
+        register_usage_counter("decisions_per_month", decisions_this_month)
 
         if seed_enforcement_demo not in SEED_DEMO_HOOKS:
             SEED_DEMO_HOOKS.append(seed_enforcement_demo)

@@ -37,3 +37,19 @@ def signing_keys_retire_task() -> list[str]:
     from enforcement.services.tokens import signing_keys_retire
 
     return signing_keys_retire()
+
+
+@shared_task(name="enforcement.budget_alerts_sweep_task")
+def budget_alerts_sweep_task() -> int:
+    """Fire every threshold/forecast alert due in current periods (level check; idempotent)."""
+    from enforcement.services.alerts import budget_alerts_evaluate
+
+    return budget_alerts_evaluate()
+
+
+@shared_task(name="enforcement.budget_alerts_evaluate_task")
+def budget_alerts_evaluate_task(period_ids: list[str]) -> int:
+    """Check the given periods right after a commit moved their spend past a threshold."""
+    from enforcement.services.alerts import budget_alerts_evaluate
+
+    return budget_alerts_evaluate(period_ids=period_ids)

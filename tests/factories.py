@@ -7,8 +7,13 @@ from controlplane.tenancy.models import Tenant
 from controlplane.tenancy.scopes import all_scopes
 
 
-def make_tenant(slug: str = "acme", name: str | None = None) -> Tenant:
-    return services.tenant_create(slug=slug, name=name or slug.title())
+def make_tenant(slug: str = "acme", name: str | None = None, *, plan: str = "growth") -> Tenant:
+    """A tenant on ``plan`` (Growth: credit grants and reconciliation, room for test data)."""
+    from billing.services.plans import tenant_plan_set
+
+    tenant = services.tenant_create(slug=slug, name=name or slug.title())
+    tenant_plan_set(tenant=tenant, plan=plan)
+    return tenant
 
 
 def make_project(tenant: Tenant, slug: str = "payments"):

@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from billing.selectors import BYOK, require_entitlement
+from billing.catalog import BYOK
+from billing.entitlements import EntitledViewMixin
 from byok import scopes, services
 from byok.api import serializers as s
 from byok.models import ProviderCredential
@@ -24,15 +25,12 @@ def _actor(request) -> str:
     return f"api_key:{request.auth.pk}"
 
 
-class ByokView(TenantScopedAPIView):
+class ByokView(EntitledViewMixin, TenantScopedAPIView):
     """Every BYOK endpoint: scopes first, then the tenant's BYOK entitlement."""
 
     model = ProviderCredential
     serializer_class = s.CredentialSerializer
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        require_entitlement(self.tenant, BYOK)
+    entitlement = BYOK
 
 
 class CredentialListView(ByokView):

@@ -55,3 +55,10 @@ _PREFIX_FACTORIES: dict[str, _Factory] = {}
 def looks_like_id(value: str, prefix: str) -> bool:
     """True when ``value`` is syntactically an id with the given prefix."""
     return value.startswith(prefix + "_") and bool(ID_RE.match(value))
+
+
+def id_lower_bound(prefix: str, when) -> str:
+    """The smallest id of ``prefix`` created at or after ``when`` (an aware datetime): ids sort
+    by creation time, so ``id >= id_lower_bound(...)`` selects by time through an id index."""
+    value = int(when.timestamp() * 1000) << 80
+    return f"{prefix}_{_encode(value, ID_BODY_LENGTH)}"

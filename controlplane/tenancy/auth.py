@@ -15,6 +15,10 @@ from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Project, Tenant
 from controlplane.tenancy.services import api_key_touch
 
+# The request gates authenticate before the view; DRF then reuses that result (one key read
+# per request, whoever asks first).
+AUTH_CACHE_ATTR = "_tollgate_api_key_auth"
+
 _REMEDIATION = (
     "Send `Authorization: Bearer tg_<prefix>_<secret>` with an active key of your tenant."
 )
@@ -145,6 +149,10 @@ class ApiKeyAuthentication(BaseAuthentication):
     keyword = "bearer"
 
     def authenticate(self, request):
+        django_request = getattr(request, "_request", request)
+        cached = getattr(django_request, AUTH_CACHE_ATTR, None)
+        if cached is not None:
+            return cached
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None

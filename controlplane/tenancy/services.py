@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
-from controlplane.tenancy import keys
+from controlplane.tenancy import keys, plan_limits
 from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Membership, Project, Tenant
 from controlplane.tenancy.scopes import all_scopes, is_known_scope
@@ -71,6 +71,11 @@ def project_create(*, tenant: Tenant, slug: str, name: str | None = None) -> Pro
     """Create a project whose slug is unique within the tenant."""
     try:
         with transaction.atomic():
+            plan_limits.enforce(
+                tenant=tenant,
+                limit="projects",
+                count=lambda: Project.objects.filter(tenant=tenant).count(),
+            )
             project = Project.objects.create(tenant=tenant, slug=slug, name=name or slug)
             ledger_append_control(
                 tenant_id=tenant.id,
@@ -150,6 +155,7 @@ def api_key_issue(
             errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
         )
     clean_scopes = _validate_scopes(scopes, issuer_scopes=issuer_scopes)
+    plan_limits.enforce(tenant=tenant, limit="api_keys", count=lambda: _active_keys(tenant))
     material = keys.generate()
     api_key = ApiKey.objects.create(
         tenant=tenant,
@@ -178,6 +184,17 @@ def api_key_issue(
     )
     log.info("api_key_issued", tenant=tenant.id, api_key_id=api_key.id, prefix=material.prefix)
     return api_key, material.plaintext
+
+
+def _active_keys(tenant: Tenant) -> int:
+    """Keys that still authenticate (not revoked, not expired): what the plan limit counts."""
+    from django.db.models import Q
+
+    return (
+        ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=db_now()))
+        .count()
+    )
 
 
 @transaction.atomic

@@ -252,20 +252,44 @@ class BudgetScopeSerializer(StrictSerializer):
     )
 
 
+def _thresholds_field():
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=1000),
+        max_length=10,
+        required=False,
+        allow_null=True,
+        help_text="Percentages of the limit that raise an alert once per period "
+        "(default 50, 80, 90, 100).",
+    )
+
+
+def _forecast_field():
+    return serializers.BooleanField(
+        required=False,
+        help_text="Alert when the end-of-month forecast exceeds the limit "
+        "(entitlement `forecast_alerts`, else 403 FEATURE_NOT_ENTITLED).",
+    )
+
+
 class BudgetCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     scope = BudgetScopeSerializer(required=False)
     period = serializers.ChoiceField(choices=["monthly", "daily"], default="monthly")
     limit_usd = UsdField()
+    alert_thresholds = _thresholds_field()
+    forecast_alert = _forecast_field()
 
 
 class BudgetUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     limit_usd = UsdField(required=False)
+    alert_thresholds = _thresholds_field()
+    forecast_alert = _forecast_field()
 
 
 class BudgetSerializer(serializers.ModelSerializer):
     scope = serializers.SerializerMethodField()
+    alert_thresholds = serializers.SerializerMethodField()
     limit_usd = serializers.SerializerMethodField()
     current_period = serializers.SerializerMethodField()
     reserved_usd = serializers.SerializerMethodField()
@@ -284,9 +308,16 @@ class BudgetSerializer(serializers.ModelSerializer):
             "reserved_usd",
             "spent_usd",
             "available_usd",
+            "alert_thresholds",
+            "forecast_alert",
             "created_at",
             "updated_at",
         ]
+
+    def get_alert_thresholds(self, obj) -> list[int]:
+        from enforcement.services.alerts import thresholds_of
+
+        return thresholds_of(obj)
 
     def _period(self, obj):
         return self.context.get("periods", {}).get(obj.id)

@@ -1,7 +1,9 @@
 from django.urls import path
 
+from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
 from enforcement.api import policies, views
+from enforcement.api import reconciliation as reconciliation_views
 
 urlpatterns = [
     path("gate/decisions", views.GateDecisionView.as_view(), name="gate-decisions"),
@@ -24,8 +26,19 @@ urlpatterns = [
         name="reservation-extend",
     ),
     path("reconciliations", views.ReconciliationView.as_view(), name="reconciliations"),
+    path(
+        "reconciliations/imports",
+        reconciliation_views.ReconciliationImportListView.as_view(),
+        name="reconciliation-import-list",
+    ),
+    path(
+        "reconciliations/imports/<str:id>",
+        reconciliation_views.ReconciliationImportDetailView.as_view(),
+        name="reconciliation-import-detail",
+    ),
     path("budgets", views.BudgetListView.as_view(), name="budget-list"),
     path("budgets/<str:id>", views.BudgetDetailView.as_view(), name="budget-detail"),
+    path("budget-alerts", alert_views.BudgetAlertListView.as_view(), name="budget-alert-list"),
     path("policies", policies.PolicyListView.as_view(), name="policy-list"),
     path("policies/schema", policies.PolicySchemaView.as_view(), name="policy-schema"),
     path("policies/simulate", policies.PolicySimulateView.as_view(), name="policy-simulate"),

@@ -9,6 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
+from billing.catalog import CREDIT_GRANTS, INVOICE_RECONCILIATION
+from billing.entitlements import EntitledViewMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
@@ -254,7 +256,8 @@ class ReservationExtendView(TenantScopedAPIView):
         return Response(s.ReservationSerializer(reservation).data)
 
 
-class ReconciliationView(TenantScopedAPIView):
+class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
+    entitlement = INVOICE_RECONCILIATION
     model = Reservation
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
     serializer_class = s.ReconciliationSerializer
@@ -370,6 +373,8 @@ class BudgetListView(TenantScopedAPIView):
             project=project,
             environment=scope.get("environment") or "",
             name=data.get("name", ""),
+            alert_thresholds=data.get("alert_thresholds"),
+            forecast_alert=data.get("forecast_alert", False),
         )
         return Response(
             s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data,
@@ -398,17 +403,23 @@ class BudgetDetailView(TenantScopedAPIView):
         budget = self.get_object()
         body = s.BudgetUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = body.validated_data
         budget = budget_services.budget_update(
             budget=budget,
-            limit_micros=body.validated_data.get("limit_usd"),
-            name=body.validated_data.get("name"),
+            limit_micros=data.get("limit_usd"),
+            name=data.get("name"),
+            forecast_alert=data.get("forecast_alert"),
+            **(
+                {"alert_thresholds": data["alert_thresholds"]} if "alert_thresholds" in data else {}
+            ),
         )
         return Response(
             s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data
         )
 
 
-class CreditGrantListView(TenantScopedAPIView):
+class CreditGrantListView(EntitledViewMixin, TenantScopedAPIView):
+    entitlement = CREDIT_GRANTS
     model = CreditGrant
     required_scopes = {"GET": scopes.CREDITS_READ, "POST": scopes.CREDITS_WRITE}
     serializer_class = s.CreditGrantSerializer
@@ -439,7 +450,8 @@ class CreditGrantListView(TenantScopedAPIView):
         return Response(s.CreditGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 
-class CreditGrantVoidView(TenantScopedAPIView):
+class CreditGrantVoidView(EntitledViewMixin, TenantScopedAPIView):
+    entitlement = CREDIT_GRANTS
     model = CreditGrant
     required_scopes = {"POST": scopes.CREDITS_WRITE}
 

@@ -1,17 +1,22 @@
+from enforcement.models.alerts import BudgetAlert
 from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
 from enforcement.models.policies import Policy
+from enforcement.models.reconciliation import ReconciliationImport, ReconciliationLine
 
 __all__ = [
     "ApprovalRequest",
     "ApprovalToken",
     "ApprovalVote",
     "Budget",
+    "BudgetAlert",
     "BudgetPeriod",
     "CreditGrant",
     "Decision",
     "Policy",
+    "ReconciliationImport",
+    "ReconciliationLine",
     "Reservation",
     "ReservationAllocation",
     "SigningKey",

@@ -25,6 +25,15 @@ class Budget(models.Model):
     environment = models.CharField(max_length=63, blank=True, default="")
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTHLY)
     limit_micros = models.BigIntegerField()
+    alert_thresholds = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Percentages of the limit that raise an alert once per period; "
+        "empty uses BUDGET_ALERT_DEFAULT_THRESHOLDS (50, 80, 90, 100).",
+    )
+    forecast_alert = models.BooleanField(
+        default=False, help_text="Alert when the end-of-period forecast exceeds the limit."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,14 +6,35 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
+from billing import entitlements
+from billing.catalog import CREDIT_GRANTS, FORECAST_ALERTS
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
+from controlplane.tenancy import plan_limits
 from controlplane.tenancy.models import Project, Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Budget, BudgetPeriod, CreditGrant
 from enforcement.periods import period_bounds
 from enforcement.services.locking import lock_budget_periods, lock_grants
+
+
+def check_alert_settings(tenant, alert_thresholds, forecast_alert) -> list[int] | None:
+    """Checked alert settings; enabling forecast alerts needs the plan's entitlement."""
+    if forecast_alert:
+        entitlements.require(tenant, FORECAST_ALERTS)
+    if alert_thresholds is None:
+        return None
+    values = list(alert_thresholds)
+    if len(values) > 10 or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1000 for v in values
+    ):
+        raise TollgateError(
+            "VALIDATION_FAILED",
+            "alert_thresholds takes up to 10 whole percentages between 1 and 1000.",
+            errors=[{"field": "alert_thresholds", "message": "Invalid.", "code": "invalid"}],
+        )
+    return sorted(set(values))
 
 
 def budget_create(
@@ -24,10 +45,18 @@ def budget_create(
     project: Project | None = None,
     environment: str = "",
     name: str = "",
+    alert_thresholds: list[int] | None = None,
+    forecast_alert: bool = False,
 ) -> Budget:
     """One budget per scope (tenant | project | project+env) and period."""
+    thresholds = check_alert_settings(tenant, alert_thresholds, forecast_alert)
     try:
         with transaction.atomic():
+            plan_limits.enforce(
+                tenant=tenant,
+                limit="budgets",
+                count=lambda: Budget.objects.filter(tenant=tenant).count(),
+            )
             budget = Budget.objects.create(
                 tenant=tenant,
                 project=project,
@@ -35,6 +64,8 @@ def budget_create(
                 period=period,
                 limit_micros=limit_micros,
                 name=name,
+                alert_thresholds=thresholds,
+                forecast_alert=forecast_alert,
             )
             ledger_append_control(
                 tenant_id=tenant.id,
@@ -57,14 +88,37 @@ def budget_create(
     return budget
 
 
+_KEEP = object()
+
+
 @transaction.atomic
 def budget_update(
-    *, budget: Budget, limit_micros: int | None = None, name: str | None = None
+    *,
+    budget: Budget,
+    limit_micros: int | None = None,
+    name: str | None = None,
+    alert_thresholds=_KEEP,
+    forecast_alert: bool | None = None,
 ) -> Budget:
-    """Change the limit; the current period's limit follows (reserved/spent are untouched)."""
+    """Change the limit (the current period's limit follows; reserved/spent are untouched) and
+    the alert settings. ``alert_thresholds=None`` goes back to the default thresholds."""
     budget = Budget.objects.select_for_update().get(pk=budget.pk)
     if name is not None:
         budget.name = name
+    alerts_changed = {}
+    if alert_thresholds is not _KEEP:
+        budget.alert_thresholds = check_alert_settings(budget.tenant_id, alert_thresholds, False)
+        alerts_changed["alert_thresholds"] = budget.alert_thresholds
+    if forecast_alert is not None:
+        check_alert_settings(budget.tenant_id, None, forecast_alert)
+        budget.forecast_alert = forecast_alert
+        alerts_changed["forecast_alert"] = forecast_alert
+    if alerts_changed:
+        ledger_append_control(
+            tenant_id=budget.tenant_id,
+            kind="budget.alerts_changed",
+            payload={"budget": budget.id, **alerts_changed},
+        )
     if limit_micros is not None and limit_micros != budget.limit_micros:
         previous = budget.limit_micros
         budget.limit_micros = limit_micros
@@ -94,6 +148,7 @@ def credit_grant_create(
     expires_at: datetime | None = None,
     note: str = "",
 ) -> CreditGrant:
+    entitlements.require(tenant, CREDIT_GRANTS)
     now = db_now()
     effective = effective_at or now
     if expires_at is not None and expires_at <= effective:

@@ -35,6 +35,7 @@ from enforcement.models import (
     ReservationAllocation,
     SpendRollup,
 )
+from enforcement.services.alerts import alert_hint_after_commit
 from enforcement.services.locking import lock_budget_periods, lock_grants
 
 log = structlog.get_logger(__name__)
@@ -155,7 +156,7 @@ def reservation_commit(
             raise _resolved_error(reservation)
         late = reservation.state == State.EXPIRED
         allocations = _allocations(reservation)
-        _periods, grants = _lock_sources(allocations)
+        periods, grants = _lock_sources(allocations)
         now = db_now()
         charges, overage = _split_charge(allocations, actual_micros)
         budget_allocs = [a for a in allocations if a.budget_period_id]
@@ -200,6 +201,7 @@ def reservation_commit(
             ReservationAllocation.objects.filter(pk=alloc.pk).update(
                 charged_micros=charges[alloc.pk]
             )
+        alert_hint_after_commit(periods, {a.budget_period_id: charges[a.pk] for a in budget_allocs})
         over = max(actual_micros - reservation.amount_micros, 0)
         reservation.state = State.COMMITTED
         reservation.reported_micros = actual_micros
@@ -406,13 +408,16 @@ def reservation_reconcile(
         periods, _ = _lock_sources(allocations)
         now = db_now()
         delta = invoiced_micros - reservation.reported_micros
+        applied_to: dict[str, int] = {}
         for alloc in allocations:
             if alloc.budget_period_id and delta:
                 period = periods[alloc.budget_period_id]
                 applied = max(delta, -period.spent_micros)  # a refund never drives spent below zero
+                applied_to[period.pk] = applied
                 BudgetPeriod.objects.filter(pk=period.pk).update(
                     spent_micros=F("spent_micros") + applied
                 )
+        alert_hint_after_commit(periods, applied_to)
         # The difference belongs to the day the spend was reported (and to the same budget
         # periods as above), not to the day the bill arrived: a refund then never drives a
         # day's rollup below zero, and a bill for last month corrects last month.

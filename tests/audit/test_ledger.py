@@ -41,9 +41,16 @@ def test_services_write_the_control_chain(tenant):
     kinds = list(
         LedgerEntry.objects.filter(chain=control_chain(tenant.id)).values_list("kind", flat=True)
     )
-    assert kinds == ["tenant.created", "policy.published", "api_key.issued"]
+    # New tenants start on the default plan; the factory then moves them to Growth.
+    assert kinds == [
+        "tenant.created",
+        "billing.plan.changed",
+        "policy.published",
+        "billing.plan.changed",
+        "api_key.issued",
+    ]
     report = verify_ledger(tenant_id=tenant.id)
-    assert report.ok and report.entries_checked == 3
+    assert report.ok and report.entries_checked == 5
 
 
 def test_chain_links_each_entry_to_the_previous(tenant):

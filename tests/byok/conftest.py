@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from billing.selectors import BYOK
-from billing.services import plan_upsert, tenant_plan_set
+from billing.services import tenant_plan_set
 from tests import factories
 from tests.fakes.provider_server import (
     ANTHROPIC_VALID_KEY,
@@ -21,7 +20,7 @@ PROBE_TIMEOUT = 0.4
 
 
 def entitle(tenant) -> None:
-    tenant_plan_set(tenant=tenant, plan=plan_upsert(code="pro", name="Pro", features=[BYOK]))
+    tenant_plan_set(tenant=tenant, plan="pro")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from byok.breaker import CircuitBreaker
+from controlplane.core.breaker import CircuitBreaker
 
 REDIS_URL = os.environ.get("BREAKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 RESET = 0.15  # seconds; sub-second because the breaker uses Redis PX expiries

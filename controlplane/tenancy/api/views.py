@@ -14,21 +14,10 @@ from controlplane.tenancy.api.serializers import (
     ApiKeySerializer,
     ProjectCreateSerializer,
     ProjectSerializer,
-    TenantSerializer,
 )
 from controlplane.tenancy.api.views_base import TenantScopedAPIView
 from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Project
-
-
-class TenantView(TenantScopedAPIView):
-    required_scopes = {"GET": scopes.TENANT_READ}
-    serializer_class = TenantSerializer
-    pagination_class = None
-
-    @extend_schema(operation_id="tenant_retrieve", summary="The caller's tenant")
-    def get(self, request):
-        return Response(TenantSerializer(self.tenant).data)
 
 
 class ProjectListView(TenantScopedAPIView):

@@ -15,6 +15,9 @@ from controlplane.tenancy.scopes import all_scopes
 
 # Higher layers append callables(tenant=..., stdout=...) to seed their own demo data.
 SEED_DEMO_HOOKS: list = []
+# ... and to prepare the demo tenant before anything is created in it (e.g. its plan, whose
+# limits and entitlements decide what the rest may create).
+SEED_DEMO_TENANT_HOOKS: list = []
 
 DEMO_PROJECTS = [("payments", "Payments"), ("platform", "Platform")]
 
@@ -32,6 +35,8 @@ class Command(BaseCommand):
             tenant = Tenant.objects.filter(slug="demo").first() or services.tenant_create(
                 slug="demo", name="Demo Tenant"
             )
+            for hook in SEED_DEMO_TENANT_HOOKS:
+                hook(tenant=tenant, stdout=self.stdout)
             for slug, name in DEMO_PROJECTS:
                 if not Project.objects.for_tenant(tenant).filter(slug=slug).exists():
                     services.project_create(tenant=tenant, slug=slug, name=name)

@@ -1,4 +1,4 @@
-"""Plans and the plan a tenant is on; a plan's ``features`` list is what entitlements check."""
+"""Plans (a copy of the curated catalog, so tenants can reference them) and each tenant's plan."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from controlplane.tenancy.models import TenantScopedQuerySet
 
 
 class Plan(models.Model):
-    """A sellable plan; ``features`` is a JSON list of entitlement names such as ``"byok"``."""
+    """A sellable plan; ``features`` lists entitlement keys of ``billing.catalog.ENTITLEMENTS``
+    and ``limits`` maps each of ``billing.catalog.LIMIT_KEYS`` to a count (null = unlimited)."""
 
     code = models.SlugField(primary_key=True, max_length=50)
     name = models.CharField(max_length=200)
+    rank = models.PositiveSmallIntegerField(default=0, help_text="Upgrade order.")
     features = models.JSONField(default=list, blank=True)
+    limits = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["code"]
+        ordering = ["rank", "code"]
         constraints = [
             models.CheckConstraint(condition=~Q(name=""), name="billing_plan_name_nonempty"),
         ]
@@ -31,7 +34,7 @@ class Plan(models.Model):
 
 
 class TenantPlan(models.Model):
-    """The plan a tenant is on (one row per tenant; no row means no paid features)."""
+    """The plan a tenant is on (one row per tenant; no row means the default plan)."""
 
     tenant = models.OneToOneField(
         "tenancy.Tenant", on_delete=models.PROTECT, primary_key=True, related_name="plan"

@@ -1,0 +1,1 @@
+"""Request gates: lifecycle -> billing -> protection, in front of every tenant request."""

@@ -1,0 +1,1 @@
+"""Payment providers: verify their webhooks, retry invoices, cancel subscriptions."""
