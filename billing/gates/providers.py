@@ -58,7 +58,7 @@ class BillingState:
 
 
 def effective_lifecycle(tenant_lifecycle: str, subscription_state: str | None) -> LifecycleState:
-    """One access state from the operator's switch and the subscription (docs/decisions/0115)."""
+    """One access state from the operator's switch and the subscription (docs/decisions/0006)."""
     if tenant_lifecycle == "terminated":
         return LifecycleState("terminated", "tenant terminated by an operator")
     if tenant_lifecycle == "suspended":

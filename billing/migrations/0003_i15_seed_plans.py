@@ -2,7 +2,7 @@
 
 Before this migration a tenant without a plan had no paid features and no limits. Putting such
 tenants on Enterprise (no limits) keeps every request they could make working after the upgrade;
-operators move them to their real plan deliberately (docs/decisions/0115-...).
+operators move them to their real plan deliberately (docs/decisions/0006-subscription-states-and-tenant-lifecycle.md).
 """
 
 from django.db import migrations

@@ -12,7 +12,7 @@ Every move writes a ledger entry on the tenant's control chain and an outbox not
 (``subscription.<state>``) in the same transaction, drops the gates' cached view of the tenant,
 and counts ``lifecycle_transitions_total{from,to}`` once committed. What a state means for
 requests is decided by the lifecycle gate (suspended, canceled: 403) and the billing gate
-(past due beyond ``grace_until``: 402); see docs/decisions/0115-subscription-states.md.
+(past due beyond ``grace_until``: 402); see docs/decisions/0006-subscription-states-and-tenant-lifecycle.md.
 """
 
 from __future__ import annotations
