@@ -1,8 +1,18 @@
-"""Operator admin for approver groups (SCIM will fill them later)."""
+"""Operator admin for approver groups, SCIM tokens and SCIM users. Writes go through services."""
 
-from django.contrib import admin
+from __future__ import annotations
 
-from controlplane.identity.models import ApproverGroup
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from controlplane.core.errors import TollgateError
+from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
+from controlplane.identity.services.tokens import (
+    scim_token_issue,
+    scim_token_revoke,
+    scim_token_rotate,
+)
 
 
 @admin.register(ApproverGroup)
@@ -16,3 +26,134 @@ class ApproverGroupAdmin(admin.ModelAdmin):
     @admin.display(description="members")
     def member_count(self, obj):
         return obj.members.count()
+
+
+class ScimTokenForm(forms.ModelForm):
+    class Meta:
+        model = ScimToken
+        fields = ["tenant", "name"]
+
+
+def _shown_once(request, admin_site, opts, issued: list[tuple[ScimToken, str]], title: str):
+    context = {
+        **admin_site.each_context(request),
+        "opts": opts,
+        "issued": issued,
+        "title": title,
+    }
+    response = TemplateResponse(request, "admin/identity/scimtoken_issued.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@admin.register(ScimToken)
+class ScimTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "tenant", "masked", "state", "last_used_at", "expires_at", "created_at"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "id", "tenant__slug"]
+    list_select_related = ["tenant"]
+    actions = ["rotate", "rotate_with_grace", "revoke"]
+    fields = [
+        "id",
+        "tenant",
+        "name",
+        "masked",
+        "created_by",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "created_at",
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj is not None else []
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ScimTokenForm
+            kwargs["fields"] = ScimTokenForm.Meta.fields
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return self.fields if obj is not None else ScimTokenForm.Meta.fields
+
+    @admin.display(description="state")
+    def state(self, obj: ScimToken) -> str:
+        if obj.revoked_at:
+            return "revoked"
+        if obj.expires_at:
+            return f"rotated, works until {obj.expires_at:%Y-%m-%d %H:%M} UTC"
+        return "active"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # tokens are immutable: rotate or revoke instead
+        token, plaintext = scim_token_issue(
+            tenant=form.cleaned_data["tenant"],
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+        )
+        obj.pk = token.pk
+        obj.refresh_from_db()
+        obj._plaintext_once = plaintext  # rendered once by response_add, never stored
+
+    def save_related(self, request, form, formsets, change):
+        return
+
+    def response_add(self, request, obj, post_url_continue=None):
+        plaintext = getattr(obj, "_plaintext_once", None)
+        if plaintext is None:
+            return super().response_add(request, obj, post_url_continue)
+        return _shown_once(
+            request, self.admin_site, self.model._meta, [(obj, plaintext)], "SCIM token issued"
+        )
+
+    def _rotate(self, request, queryset, grace_seconds: int):
+        issued = []
+        for token in queryset:
+            try:
+                issued.append(
+                    scim_token_rotate(
+                        token=token, grace_seconds=grace_seconds, created_by=request.user
+                    )
+                )
+            except TollgateError as exc:
+                self.message_user(request, f"{token.masked}: {exc.message}", messages.ERROR)
+        if not issued:
+            return None
+        return _shown_once(
+            request, self.admin_site, self.model._meta, issued, "SCIM tokens rotated"
+        )
+
+    @admin.action(description="Rotate selected tokens (old ones stop now)")
+    def rotate(self, request, queryset):
+        return self._rotate(request, queryset, 0)
+
+    @admin.action(description="Rotate selected tokens (old ones work 24 more hours)")
+    def rotate_with_grace(self, request, queryset):
+        return self._rotate(request, queryset, 24 * 3600)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            scim_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+
+
+@admin.register(ScimUser)
+class ScimUserAdmin(admin.ModelAdmin):
+    """Read-only: the identity provider owns these records (change them there)."""
+
+    list_display = ["user_name", "tenant", "user", "active", "owns_user", "deprovisioned_at"]
+    list_filter = ["tenant", "active", "owns_user"]
+    search_fields = ["user_name", "external_id", "display_name", "id", "tenant__slug"]
+    list_select_related = ["tenant", "user"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
