@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.template.response import TemplateResponse
 
 from controlplane.core.errors import TollgateError
 from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
+from controlplane.identity.services.groups import (
+    approver_group_members_set,
+    approver_group_record,
+)
 from controlplane.identity.services.tokens import (
     scim_token_issue,
     scim_token_revoke,
@@ -17,6 +22,8 @@ from controlplane.identity.services.tokens import (
 
 @admin.register(ApproverGroup)
 class ApproverGroupAdmin(admin.ModelAdmin):
+    """Operators may edit groups too; membership changes go through the same service (ledger)."""
+
     list_display = ["name", "tenant", "external_id", "member_count", "updated_at"]
     list_filter = ["tenant"]
     search_fields = ["name", "external_id", "tenant__slug"]
@@ -26,6 +33,24 @@ class ApproverGroupAdmin(admin.ModelAdmin):
     @admin.display(description="members")
     def member_count(self, obj):
         return obj.members.count()
+
+    def save_model(self, request, obj, form, change):
+        obj._renamed_from = form.initial.get("name") if change else None
+        obj.save()
+
+    @transaction.atomic
+    def save_related(self, request, form, formsets, change):
+        group = form.instance
+        wanted = {user.pk for user in form.cleaned_data.get("members", [])}
+        added, removed = approver_group_members_set(group=group, user_ids=wanted)
+        approver_group_record(
+            group=group,
+            created=not change,
+            via="admin",
+            added=added,
+            removed=removed,
+            renamed_from=getattr(group, "_renamed_from", None),
+        )
 
 
 class ScimTokenForm(forms.ModelForm):

@@ -262,7 +262,8 @@ def approval_vote(
     with transaction.atomic():
         # The voter's user row first: deprovisioning (SCIM) takes it before withdrawing votes,
         # so a vote either lands before and is withdrawn, or waits and finds no membership.
-        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        voter = get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk)
+        list(voter.values_list("pk"))
         approval = _lock(approval_id, tenant_id)
         now = db_now()
         if approval.state != State.PENDING:

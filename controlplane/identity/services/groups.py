@@ -69,7 +69,44 @@ def _check_unique(tenant: Tenant, name: str, external_id: str, *, exclude: str |
         raise errors.uniqueness(f"externalId {external_id!r} is already used in this tenant.")
 
 
-def _write(group: ApproverGroup, doc: dict, *, created: bool, via: str) -> ApproverGroup:
+def approver_group_members_set(*, group: ApproverGroup, user_ids: set[int]) -> tuple[list, list]:
+    """Make the group's members exactly ``user_ids``; returns (added, removed) user ids."""
+    current = set(group.members.values_list("pk", flat=True))
+    added, removed = sorted(user_ids - current), sorted(current - user_ids)
+    group.members.add(*added)
+    group.members.remove(*removed)
+    return added, removed
+
+
+def approver_group_record(
+    *,
+    group: ApproverGroup,
+    created: bool,
+    via: str,
+    added: list,
+    removed: list,
+    renamed_from: str | None = None,
+) -> None:
+    """The ledger entry of one change to an approver group (who joined and who left)."""
+    payload: dict[str, Any] = {
+        "group": group.id,
+        "name": group.name,
+        "external_id": group.external_id,
+        "via": via,
+        "members_added": added,
+        "members_removed": removed,
+    }
+    if renamed_from is not None and renamed_from != group.name:
+        payload["renamed_from"] = renamed_from
+    ledger_append_control(
+        tenant_id=group.tenant_id,
+        kind="approver_group.created" if created else "approver_group.updated",
+        payload=payload,
+    )
+    log.info("approver_group_written", tenant=group.tenant_id, group=group.id, via=via)
+
+
+def _write(group: ApproverGroup, doc: dict, *, created: bool) -> ApproverGroup:
     validate(GROUP, doc)
     tenant = group.tenant
     name, external_id = doc["displayName"], doc.get("externalId") or ""
@@ -88,36 +125,28 @@ def _write(group: ApproverGroup, doc: dict, *, created: bool, via: str) -> Appro
         raise errors.uniqueness(
             "displayName or externalId is already used in this tenant."
         ) from exc
-    current = set(scim_members_of_groups(tenant_id=tenant.id, group_ids=[group.pk])[group.pk])
-    scim_to_user = dict(
-        ScimUser.objects.filter(tenant=tenant, pk__in=current).values_list("pk", "user_id")
+    # SCIM speaks for the members with a SCIM identity; the others (added by an operator) stay.
+    visible = dict(
+        ScimUser.objects.filter(tenant=tenant, user__approver_groups=group).values_list(
+            "user_id", "pk"
+        )
     )
-    added = sorted(wanted[s] for s in set(wanted) - current)
-    removed = sorted(scim_to_user[s] for s in current - set(wanted))
-    group.members.add(*added)
-    group.members.remove(*removed)
-    payload: dict[str, Any] = {
-        "group": group.id,
-        "name": name,
-        "external_id": external_id,
-        "via": via,
-        "members_added": added,
-        "members_removed": removed,
-    }
-    if not created and previous_name != name:
-        payload["renamed_from"] = previous_name
-    ledger_append_control(
-        tenant_id=tenant.id,
-        kind="approver_group.created" if created else "approver_group.updated",
-        payload=payload,
+    kept = set(group.members.values_list("pk", flat=True)) - set(visible)
+    added, removed = approver_group_members_set(group=group, user_ids=kept | set(wanted.values()))
+    approver_group_record(
+        group=group,
+        created=created,
+        via="scim",
+        added=added,
+        removed=removed,
+        renamed_from=previous_name,
     )
-    log.info("approver_group_written", tenant=tenant.id, group=group.id, via=via)
     return group
 
 
 @transaction.atomic
 def scim_group_create(*, tenant: Tenant, doc: dict) -> ApproverGroup:
-    return _write(ApproverGroup(tenant=tenant), doc, created=True, via="scim")
+    return _write(ApproverGroup(tenant=tenant), doc, created=True)
 
 
 def _locked(tenant: Tenant, group_id: str, if_match: str | None) -> ApproverGroup:
@@ -150,7 +179,7 @@ def _document(group: ApproverGroup) -> dict:
 def scim_group_replace(
     *, tenant: Tenant, group_id: str, doc: dict, if_match: str | None
 ) -> ApproverGroup:
-    return _write(_locked(tenant, group_id, if_match), doc, created=False, via="scim")
+    return _write(_locked(tenant, group_id, if_match), doc, created=False)
 
 
 @transaction.atomic
@@ -158,7 +187,7 @@ def scim_group_patch(
     *, tenant: Tenant, group_id: str, body: Any, if_match: str | None
 ) -> ApproverGroup:
     group = _locked(tenant, group_id, if_match)
-    return _write(group, apply_patch(GROUP, _document(group), body), created=False, via="scim")
+    return _write(group, apply_patch(GROUP, _document(group), body), created=False)
 
 
 @transaction.atomic
