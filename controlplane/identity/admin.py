@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
-from django.template.response import TemplateResponse
 
+from controlplane.core.admin import ShownOnceAdminMixin
 from controlplane.core.errors import TollgateError
 from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
 from controlplane.identity.services.groups import (
@@ -53,26 +53,18 @@ class ApproverGroupAdmin(admin.ModelAdmin):
         )
 
 
+_ISSUED = "admin/identity/scimtoken_issued.html"
+
+
 class ScimTokenForm(forms.ModelForm):
     class Meta:
         model = ScimToken
         fields = ["tenant", "name"]
 
 
-def _shown_once(request, admin_site, opts, issued: list[tuple[ScimToken, str]], title: str):
-    context = {
-        **admin_site.each_context(request),
-        "opts": opts,
-        "issued": issued,
-        "title": title,
-    }
-    response = TemplateResponse(request, "admin/identity/scimtoken_issued.html", context)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 @admin.register(ScimToken)
-class ScimTokenAdmin(admin.ModelAdmin):
+class ScimTokenAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
+    add_form = ScimTokenForm
     list_display = ["name", "tenant", "masked", "state", "last_used_at", "expires_at", "created_at"]
     list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "id", "tenant__slug"]
@@ -89,18 +81,6 @@ class ScimTokenAdmin(admin.ModelAdmin):
         "last_used_at",
         "created_at",
     ]
-
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj is not None else []
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ScimTokenForm
-            kwargs["fields"] = ScimTokenForm.Meta.fields
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        return self.fields if obj is not None else ScimTokenForm.Meta.fields
 
     @admin.display(description="state")
     def state(self, obj: ScimToken) -> str:
@@ -122,15 +102,9 @@ class ScimTokenAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         obj._plaintext_once = plaintext  # rendered once by response_add, never stored
 
-    def save_related(self, request, form, formsets, change):
-        return
-
-    def response_add(self, request, obj, post_url_continue=None):
-        plaintext = getattr(obj, "_plaintext_once", None)
-        if plaintext is None:
-            return super().response_add(request, obj, post_url_continue)
-        return _shown_once(
-            request, self.admin_site, self.model._meta, [(obj, plaintext)], "SCIM token issued"
+    def render_added(self, request, obj, plaintext):
+        return self.render_once(
+            request, _ISSUED, issued=[(obj, plaintext)], title="SCIM token issued"
         )
 
     def _rotate(self, request, queryset, grace_seconds: int):
@@ -146,9 +120,7 @@ class ScimTokenAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{token.masked}: {exc.message}", messages.ERROR)
         if not issued:
             return None
-        return _shown_once(
-            request, self.admin_site, self.model._meta, issued, "SCIM tokens rotated"
-        )
+        return self.render_once(request, _ISSUED, issued=issued, title="SCIM tokens rotated")
 
     @admin.action(description="Rotate selected tokens (old ones stop now)")
     def rotate(self, request, queryset):

@@ -57,41 +57,26 @@ def group_body(group: ApproverGroup, member_ids: Iterable[str], *, base: str) ->
     return body
 
 
-def with_meta(
-    body: dict[str, Any], *, kind: str, created: datetime, modified: datetime, base: str, etag: str
-) -> dict[str, Any]:
+def document(row, body, *, kind: str, base: str) -> dict[str, Any]:
+    """A rendered resource with ``meta``; ``body(base)`` renders it without ``meta``."""
     endpoint = "Users" if kind == "User" else "Groups"
     return {
-        **body,
+        **body(base),
         "meta": {
             "resourceType": kind,
-            "created": _utc(created),
-            "lastModified": _utc(modified),
-            "location": f"{base}/{endpoint}/{body['id']}",
-            "version": etag,
+            "created": _utc(row.created_at),
+            "lastModified": _utc(row.updated_at),
+            "location": f"{base}/{endpoint}/{row.pk}",
+            "version": version(body("")),
         },
     }
 
 
 def user_document(scim_user: ScimUser, groups: list[tuple[str, str]], *, base: str) -> dict:
-    etag = version(user_body(scim_user, groups, base=""))
-    return with_meta(
-        user_body(scim_user, groups, base=base),
-        kind="User",
-        created=scim_user.created_at,
-        modified=scim_user.updated_at,
-        base=base,
-        etag=etag,
+    return document(
+        scim_user, lambda b: user_body(scim_user, groups, base=b), kind="User", base=base
     )
 
 
 def group_document(group: ApproverGroup, member_ids: list[str], *, base: str) -> dict:
-    etag = version(group_body(group, member_ids, base=""))
-    return with_meta(
-        group_body(group, member_ids, base=base),
-        kind="Group",
-        created=group.created_at,
-        modified=group.updated_at,
-        base=base,
-        etag=etag,
-    )
+    return document(group, lambda b: group_body(group, member_ids, base=b), kind="Group", base=base)

@@ -189,15 +189,18 @@ def _sub_name(target: Resolved) -> str | None:
     return target.sub.name if target.sub else None
 
 
+_COMMON_COLUMNS = {
+    (None, "id", None): "id",
+    (None, "externalId", None): "external_id",
+    (None, "meta", "created"): "created_at",
+    (None, "meta", "lastModified"): "updated_at",
+}
 _USER = _Compiler(
     columns={
-        (None, "id", None): "id",
-        (None, "externalId", None): "external_id",
+        **_COMMON_COLUMNS,
         (None, "userName", None): "user_name",
         (None, "displayName", None): "display_name",
         (None, "active", None): "active",
-        (None, "meta", "created"): "created_at",
-        (None, "meta", "lastModified"): "updated_at",
     },
     relations={
         "emails": _Relation(
@@ -218,13 +221,7 @@ _USER = _Compiler(
     json_field="attributes",
 )
 _GROUP = _Compiler(
-    columns={
-        (None, "id", None): "id",
-        (None, "externalId", None): "external_id",
-        (None, "displayName", None): "name",
-        (None, "meta", "created"): "created_at",
-        (None, "meta", "lastModified"): "updated_at",
-    },
+    columns={**_COMMON_COLUMNS, (None, "displayName", None): "name"},
     relations={
         "members": _Relation(
             exists=lambda q: Exists(

@@ -32,6 +32,10 @@ _ORDERED = frozenset({"gt", "ge", "lt", "le"})
 _TEXT = frozenset({"co", "sw", "ew"})
 
 
+# Bound filters keep the parser's And/Or/Not; only their leaves are bound to the schema.
+BAnd, BOr, BNot = f.And, f.Or, f.Not
+
+
 @dataclass(frozen=True)
 class BCompare:
     target: Resolved
@@ -42,23 +46,6 @@ class BCompare:
 @dataclass(frozen=True)
 class BPresent:
     target: Resolved
-
-
-@dataclass(frozen=True)
-class BAnd:
-    left: Any
-    right: Any
-
-
-@dataclass(frozen=True)
-class BOr:
-    left: Any
-    right: Any
-
-
-@dataclass(frozen=True)
-class BNot:
-    expr: Any
 
 
 @dataclass(frozen=True)
