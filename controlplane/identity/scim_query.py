@@ -9,6 +9,7 @@ rows. Strings order by code point (``COLLATE "C"`` on PostgreSQL), as Python com
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,7 @@ from django.db.models.lookups import (
 
 from controlplane.identity.models import ApproverGroup, ScimUser, ScimUserEmail
 from controlplane.identity.scim import errors
-from controlplane.identity.scim.evaluate import BAnd, BCompare, BNot, BOr, BPresent, BValuePath
+from controlplane.identity.scim.evaluate import BCompare, BPresent, BValuePath, fold
 from controlplane.identity.scim.schema import GROUP, USER, Attr, Resolved, ResourceSchema
 
 GroupMembership = ApproverGroup.members.through
@@ -94,12 +95,9 @@ class _Relation:
 
     def compile(self, expr: Any) -> Q:
         """A condition on one related row, from a filter bound inside ``attr[...]``."""
-        if isinstance(expr, BAnd):
-            return self.compile(expr.left) & self.compile(expr.right)
-        if isinstance(expr, BOr):
-            return self.compile(expr.left) | self.compile(expr.right)
-        if isinstance(expr, BNot):
-            return ~self.compile(expr.expr)
+        return fold(expr, self._leaf, negate=operator.invert)
+
+    def _leaf(self, expr: Any) -> Q:
         sub = expr.target.sub
         column = self.columns.get(sub.name)
         if column is None:
@@ -118,14 +116,11 @@ class _Compiler:
     json_field: str | None = None
 
     def compile(self, expr: Any) -> Q:
-        if isinstance(expr, BAnd):
-            return self.compile(expr.left) & self.compile(expr.right)
-        if isinstance(expr, BOr):
-            return self.compile(expr.left) | self.compile(expr.right)
-        if isinstance(expr, BNot):
-            return ~self.compile(expr.expr)
+        return fold(expr, self._leaf, negate=operator.invert)
+
+    def _leaf(self, expr: Any) -> Q:
         if isinstance(expr, BCompare) and expr.op == "ne":
-            return ~self.compile(BCompare(expr.target, "eq", expr.value))
+            return ~self._leaf(BCompare(expr.target, "eq", expr.value))
         target: Resolved = expr.target
         if isinstance(expr, BValuePath):
             relation = self._relation(target)

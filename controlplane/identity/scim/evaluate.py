@@ -12,6 +12,8 @@ filters; the differential test) agree on what every filter means. Semantics:
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -195,14 +197,23 @@ def compare(leaf: Attr, op: str, actual: Any, wanted: Any) -> bool:
     }[op]()
 
 
+def fold(expr: Any, leaf: Callable[[Any], Any], *, negate: Callable[[Any], Any]) -> Any:
+    """Evaluate the and/or/not structure of a bound filter with ``&``, ``|`` and ``negate``;
+    ``leaf`` evaluates the rest (booleans in memory, Q objects for the ORM)."""
+    if isinstance(expr, BAnd | BOr):
+        left, right = fold(expr.left, leaf, negate=negate), fold(expr.right, leaf, negate=negate)
+        return left & right if isinstance(expr, BAnd) else left | right
+    if isinstance(expr, BNot):
+        return negate(fold(expr.expr, leaf, negate=negate))
+    return leaf(expr)
+
+
 def matches(doc: dict, expr: Any) -> bool:
     """Whether a (rendered) document satisfies a bound filter."""
-    if isinstance(expr, BAnd):
-        return matches(doc, expr.left) and matches(doc, expr.right)
-    if isinstance(expr, BOr):
-        return matches(doc, expr.left) or matches(doc, expr.right)
-    if isinstance(expr, BNot):
-        return not matches(doc, expr.expr)
+    return fold(expr, lambda leaf: _matches_leaf(doc, leaf), negate=operator.not_)
+
+
+def _matches_leaf(doc: dict, expr: Any) -> bool:
     if isinstance(expr, BValuePath):
         container = doc.get(expr.target.ext.id, {}) if expr.target.ext else doc
         return any(
@@ -215,19 +226,17 @@ def matches(doc: dict, expr: Any) -> bool:
             return _present(container.get(target.attr.name))
         return any(_present(v) for v in _values(doc, target))
     if expr.op == "ne":
-        return not matches(doc, BCompare(expr.target, "eq", expr.value))
+        return not _matches_leaf(doc, BCompare(expr.target, "eq", expr.value))
     leaf = _leaf(expr.target)
     return any(compare(leaf, expr.op, v, expr.value) for v in _values(doc, expr.target))
 
 
 def element_matches(element: dict, expr: Any) -> bool:
     """Whether one value of a multi-valued complex attribute satisfies a value filter."""
-    if isinstance(expr, BAnd):
-        return element_matches(element, expr.left) and element_matches(element, expr.right)
-    if isinstance(expr, BOr):
-        return element_matches(element, expr.left) or element_matches(element, expr.right)
-    if isinstance(expr, BNot):
-        return not element_matches(element, expr.expr)
+    return fold(expr, lambda leaf: _element_leaf(element, leaf), negate=operator.not_)
+
+
+def _element_leaf(element: dict, expr: Any) -> bool:
     leaf = expr.target.sub
     actual = element.get(leaf.name) if isinstance(element, dict) else None
     if isinstance(expr, BPresent):
