@@ -307,6 +307,8 @@ _NOISE = st.text(
                 "urn:ietf:params:scim:schemas:core:2.0:User:userName",
                 ".value",
                 '"',
+                r'"\u0000"',
+                '"' + "x" * 3000 + '"',
             ],
         ),
         max_size=10,
@@ -350,6 +352,22 @@ def test_any_filter_string_is_answered_and_never_crosses_tenants(two_tenants, te
     if searched.status_code == 200:
         assert searched.json()["totalResults"] == 0
     assert their_group["id"] not in searched.content.decode()
+
+
+def test_nul_characters_are_client_errors(two_tenants):
+    scim, _ = two_tenants
+    for text in (
+        'userName eq "a\\u0000b"',
+        'emails[value eq "\\u0000"]',
+        "userName\u0000 pr",
+        'title eq "\u0000"',
+    ):
+        searched = scim.post("/.search", {"filter": text})
+        assert searched.status_code == 400 and searched.json()["scimType"] == "invalidFilter"
+    raw = scim.client.get("/scim/v2/Users?filter=userName%20eq%20%22%00%22")
+    assert raw.status_code == 400 and raw.json()["schemas"] == [
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    ]
 
 
 def test_filter_compiles_to_orm_conditions_not_sql_strings():

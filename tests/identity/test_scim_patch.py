@@ -218,6 +218,11 @@ def test_case_insensitive_paths_and_schema_qualified_core_attributes():
         ({"op": "add", "path": "name", "value": "not an object"}, "invalidValue"),
         ({"op": "replace", "value": "not an object"}, "invalidValue"),
         ({"op": "add", "path": "title"}, "invalidSyntax"),
+        (
+            {"op": "add", "path": 'emails[type eq "' + "w" * 3000 + '"].value', "value": "x"},
+            "invalidValue",
+        ),
+        ({"op": "add", "path": r'emails[type eq "\u0000"].value', "value": "x"}, "invalidFilter"),
         ({"op": "copy", "path": "title", "value": "x"}, "invalidSyntax"),
     ],
 )

@@ -83,6 +83,8 @@ def _check_value(target: Resolved, op: str, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise _error(f'{label} compares with a "string", not {value!r}.')
+    if "\x00" in value:
+        raise _error(f"the value compared with {label} contains a NUL character.")
     if leaf.type == "dateTime":
         if op in _TEXT:
             raise _error(f"{label} is a date-time: use eq, ne, gt, ge, lt or le.")

@@ -252,7 +252,7 @@ class _Operation:
             seed = eq_assertions(inner)
             if seed is None:
                 raise errors.no_target(f"No value of {attr.name} matches {self.path!r}.")
-            elements.append(seed)
+            elements.append(coerce(attr, seed, element=True) or {})
             hits = [len(elements) - 1]
         for i in hits:
             if sub is not None:
