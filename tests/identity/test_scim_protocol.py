@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controlplane.identity.models import ScimToken, ScimUser
 from controlplane.identity.services.tokens import (
@@ -417,3 +419,107 @@ def test_discovery_documents(scim):
         True,
     )
     assert_scim_error(scim.get("/Schemas/urn:nope"), 404)
+
+
+# --- arbitrary bodies are answered, never a 500 ---------------------------------------------------
+
+_NAMES = st.sampled_from(
+    [
+        "userName",
+        "USERNAME",
+        "name",
+        "givenName",
+        "emails",
+        "value",
+        "type",
+        "primary",
+        "active",
+        "members",
+        "displayName",
+        "externalId",
+        "id",
+        "meta",
+        "schemas",
+        "groups",
+        "title",
+        "op",
+        "path",
+        "Operations",
+        ENTERPRISE,
+        "manager",
+        "x509Certificates",
+        "name.givenName",
+        'emails[type eq "work"].value',
+        'members[value eq "x"]',
+        "urn:x:y",
+        "",
+    ]
+)
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | _NAMES
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NAMES, inner, max_size=4),
+    max_leaves=12,
+)
+_OPS = st.lists(
+    st.fixed_dictionaries(
+        {"op": st.sampled_from(["add", "remove", "replace", "Replace", "bogus"])},
+        optional={"path": _NAMES | st.text(max_size=12), "value": _JSON},
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=_JSON, operations=_OPS, target=st.sampled_from(["user", "group"]))
+def test_arbitrary_bodies_never_cause_a_server_error(scim, body, operations, target):
+    user = scim.get('/Users?filter=userName eq "fuzz-base"').json()["Resources"]
+    user = user[0] if user else make_user(scim, "fuzz-base")
+    groups = scim.get('/Groups?filter=externalId eq "fuzz"').json()["Resources"]
+    group = (
+        groups[0]
+        if groups
+        else scim.post("/Groups", {"displayName": "fuzz", "externalId": "fuzz"}).json()
+    )
+    path = f"/Users/{user['id']}" if target == "user" else f"/Groups/{group['id']}"
+    collection = "/Users" if target == "user" else "/Groups"
+    responses = [
+        scim.post(collection, body),
+        scim.put(path, body),
+        scim.patch(path, body),
+        scim.patch(path, patch_op(*operations)),
+        scim.post("/.search", body),
+    ]
+    for response in responses:
+        assert response.status_code < 500, (response.status_code, response.content[:500])
+        if response.status_code >= 400:
+            assert_scim_error(response, response.status_code)
+
+
+@override_settings(API_KEY_LAST_USED_RESOLUTION_SECONDS=10**6)  # no last-used write in between
+def test_list_pages_cost_a_fixed_number_of_queries(scim):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def cost(path: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert scim.get(path).status_code == 200
+        return len(queries)
+
+    first = make_user(scim, "q0")
+    scim.post("/Groups", {"displayName": "g0", "members": [{"value": first["id"]}]})
+    small = (cost("/Users"), cost("/Groups"))
+    members = [{"value": make_user(scim, f"q{i}")["id"]} for i in range(1, 25)]
+    for index in range(1, 6):
+        scim.post("/Groups", {"displayName": f"g{index}", "members": members})
+    assert (cost("/Users"), cost("/Groups")) == small
