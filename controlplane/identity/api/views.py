@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -69,6 +69,8 @@ def _error_for(exc: Exception, view: APIView) -> ScimError:
         return ScimError(404, "No such SCIM endpoint or resource.")
     if isinstance(exc, RequestDataTooBig):
         return ScimError(413, "The request body is larger than this server accepts.")
+    if isinstance(exc, SuspiciousOperation):
+        return ScimError(400, "The request was refused as malformed.")
     if isinstance(exc, drf.APIException):
         return ScimError(exc.status_code, str(exc.detail))
     log.exception("scim_unhandled_exception", exc_type=type(exc).__name__)
@@ -184,7 +186,7 @@ _SCHEMA = {
 
 
 class ResourceListView(ScimView):
-    kind: Kind = None  # type: ignore[assignment]  # set by as_view(kind=...)
+    kind: Kind = None  # type: ignore[assignment]  # set by the per-route subclasses below
 
     @extend_schema(**_SCHEMA, description=f"List/filter (RFC 7644 3.4.2). {_DOCS}")
     def get(self, request):
@@ -197,7 +199,7 @@ class ResourceListView(ScimView):
 
 
 class ResourceDetailView(ScimView):
-    kind: Kind = None  # type: ignore[assignment]  # set by as_view(kind=...)
+    kind: Kind = None  # type: ignore[assignment]  # set by the per-route subclasses below
 
     @extend_schema(**_SCHEMA, description=f"Read one; If-None-Match answers 304. {_DOCS}")
     def get(self, request, ident: str):
