@@ -128,6 +128,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "controlplane.core.middleware.RequestIdMiddleware",
+    # /scim/v2/ only: errors raised before a SCIM view runs leave as SCIM Error bodies.
+    "controlplane.identity.api.middleware.ScimErrorBodyMiddleware",
     "controlplane.core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -258,6 +260,8 @@ LOGIN_URL = "/admin/login/"
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
 SESSION_COOKIE_HTTPONLY = True
+# Database sessions indexed by user, so SCIM deprovisioning ends a person's sessions at once.
+SESSION_ENGINE = "controlplane.identity.sessions"
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

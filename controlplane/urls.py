@@ -1,4 +1,4 @@
-"""Top-level routes: admin, API v1, OpenAPI, health and metrics."""
+"""Top-level routes: admin, API v1, SCIM 2.0, OpenAPI, health and metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path(".well-known/jwks.json", JwksView.as_view(), name="jwks"),
     path("webhooks/billing/<str:provider>", billing_webhooks.receive, name="billing-webhook"),
+    path("scim/v2/", include("controlplane.identity.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),

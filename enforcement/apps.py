@@ -7,10 +7,12 @@ class EnforcementConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.gates.providers import register_usage_counter
+        from controlplane.identity.services.people import USER_DEPROVISION_HOOKS
         from controlplane.tenancy.management.commands.seed_demo import SEED_DEMO_HOOKS
         from controlplane.tenancy.services import TENANT_CREATED_HOOKS
         from enforcement import scopes  # noqa: F401 - registers the app's API key scopes
         from enforcement.demo import seed_enforcement_demo
+        from enforcement.services.approvals import approval_votes_withdraw
         from enforcement.services.policies import policy_create_default
         from enforcement.usage import decisions_this_month
 
@@ -20,3 +22,5 @@ class EnforcementConfig(AppConfig):
             SEED_DEMO_HOOKS.append(seed_enforcement_demo)
         if policy_create_default not in TENANT_CREATED_HOOKS:
             TENANT_CREATED_HOOKS.append(policy_create_default)
+        if approval_votes_withdraw not in USER_DEPROVISION_HOOKS:
+            USER_DEPROVISION_HOOKS.append(approval_votes_withdraw)

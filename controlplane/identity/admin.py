@@ -1,11 +1,24 @@
-"""Operator admin for approver groups (SCIM will fill them later)."""
+"""Operator admin for approver groups, SCIM tokens and SCIM users. Writes go through services."""
+
+from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
+from controlplane.core.admin import ShownOnceAdminMixin
 from controlplane.core.errors import TollgateError
-from controlplane.identity.models import ApproverGroup
+from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
+from controlplane.identity.services.groups import (
+    approver_group_members_set,
+    approver_group_record,
+)
+from controlplane.identity.services.tokens import (
+    scim_token_issue,
+    scim_token_revoke,
+    scim_token_rotate,
+)
 from controlplane.tenancy import plan_limits
 
 
@@ -37,6 +50,8 @@ class ApproverGroupForm(forms.ModelForm):
 
 @admin.register(ApproverGroup)
 class ApproverGroupAdmin(admin.ModelAdmin):
+    """Operators may edit groups too; membership changes go through the same service (ledger)."""
+
     form = ApproverGroupForm
     list_display = ["name", "tenant", "external_id", "member_count", "updated_at"]
     list_filter = ["tenant"]
@@ -47,3 +62,124 @@ class ApproverGroupAdmin(admin.ModelAdmin):
     @admin.display(description="members")
     def member_count(self, obj):
         return obj.members.count()
+
+    def save_model(self, request, obj, form, change):
+        obj._renamed_from = form.initial.get("name") if change else None
+        obj.save()
+
+    @transaction.atomic
+    def save_related(self, request, form, formsets, change):
+        group = form.instance
+        wanted = {user.pk for user in form.cleaned_data.get("members", [])}
+        added, removed = approver_group_members_set(group=group, user_ids=wanted)
+        approver_group_record(
+            group=group,
+            created=not change,
+            via="admin",
+            added=added,
+            removed=removed,
+            renamed_from=getattr(group, "_renamed_from", None),
+        )
+
+
+_ISSUED = "admin/identity/scimtoken_issued.html"
+
+
+class ScimTokenForm(forms.ModelForm):
+    class Meta:
+        model = ScimToken
+        fields = ["tenant", "name"]
+
+
+@admin.register(ScimToken)
+class ScimTokenAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
+    add_form = ScimTokenForm
+    list_display = ["name", "tenant", "masked", "state", "last_used_at", "expires_at", "created_at"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "id", "tenant__slug"]
+    list_select_related = ["tenant"]
+    actions = ["rotate", "rotate_with_grace", "revoke"]
+    fields = [
+        "id",
+        "tenant",
+        "name",
+        "masked",
+        "created_by",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+        "created_at",
+    ]
+
+    @admin.display(description="state")
+    def state(self, obj: ScimToken) -> str:
+        if obj.revoked_at:
+            return "revoked"
+        if obj.expires_at:
+            return f"rotated, works until {obj.expires_at:%Y-%m-%d %H:%M} UTC"
+        return "active"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # tokens are immutable: rotate or revoke instead
+        token, plaintext = scim_token_issue(
+            tenant=form.cleaned_data["tenant"],
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+        )
+        obj.pk = token.pk
+        obj.refresh_from_db()
+        obj._plaintext_once = plaintext  # rendered once by response_add, never stored
+
+    def render_added(self, request, obj, plaintext):
+        return self.render_once(
+            request, _ISSUED, issued=[(obj, plaintext)], title="SCIM token issued"
+        )
+
+    def _rotate(self, request, queryset, grace_seconds: int):
+        issued = []
+        for token in queryset:
+            try:
+                issued.append(
+                    scim_token_rotate(
+                        token=token, grace_seconds=grace_seconds, created_by=request.user
+                    )
+                )
+            except TollgateError as exc:
+                self.message_user(request, f"{token.masked}: {exc.message}", messages.ERROR)
+        if not issued:
+            return None
+        return self.render_once(request, _ISSUED, issued=issued, title="SCIM tokens rotated")
+
+    @admin.action(description="Rotate selected tokens (old ones stop now)")
+    def rotate(self, request, queryset):
+        return self._rotate(request, queryset, 0)
+
+    @admin.action(description="Rotate selected tokens (old ones work 24 more hours)")
+    def rotate_with_grace(self, request, queryset):
+        return self._rotate(request, queryset, 24 * 3600)
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            scim_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+
+
+@admin.register(ScimUser)
+class ScimUserAdmin(admin.ModelAdmin):
+    """Read-only: the identity provider owns these records (change them there)."""
+
+    list_display = ["user_name", "tenant", "user", "active", "owns_user", "deprovisioned_at"]
+    list_filter = ["tenant", "active", "owns_user"]
+    search_fields = ["user_name", "external_id", "display_name", "id", "tenant__slug"]
+    list_select_related = ["tenant", "user"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

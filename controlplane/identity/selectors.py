@@ -1,10 +1,15 @@
-"""Reads about approver groups used by the approval workflow (a higher layer)."""
+"""Reads about approver groups and SCIM identities (approval workflow, SCIM API, admin)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
-from controlplane.identity.models import ApproverGroup
+from django.db.models import QuerySet
+
+from controlplane.identity.models import ApproverGroup, ScimUser
+
+GroupMembership = ApproverGroup.members.through
 
 
 def user_group_names(*, tenant_id: str, user_id: int, names: Iterable[str]) -> set[str]:
@@ -17,3 +22,53 @@ def user_group_names(*, tenant_id: str, user_id: int, names: Iterable[str]) -> s
             tenant_id=tenant_id, name__in=wanted, members__id=user_id
         ).values_list("name", flat=True)
     )
+
+
+def scim_users(*, tenant_id: str) -> QuerySet[ScimUser]:
+    """The tenant's SCIM users (every SCIM read starts here: tenant scoping in one place)."""
+    return ScimUser.objects.for_tenant(tenant_id)
+
+
+def scim_groups(*, tenant_id: str) -> QuerySet[ApproverGroup]:
+    """The tenant's approver groups as SCIM Groups."""
+    return ApproverGroup.objects.for_tenant(tenant_id)
+
+
+def groups_of_users(*, tenant_id: str, user_ids: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
+    """(group id, name) of the tenant's approver groups, per Tollgate user id, in one query."""
+    out: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    rows = (
+        GroupMembership.objects.filter(
+            user_id__in=list(user_ids), approvergroup__tenant_id=tenant_id
+        )
+        .order_by("approvergroup__name", "approvergroup_id")
+        .values_list("user_id", "approvergroup_id", "approvergroup__name")
+    )
+    for user_id, group_id, name in rows:
+        out[user_id].append((group_id, name))
+    return out
+
+
+def scim_members_of_groups(*, tenant_id: str, group_ids: Iterable[str]) -> dict[str, list[str]]:
+    """SCIM user ids of each group's members (two queries, whatever the group count).
+
+    Members an operator added in the admin who have no SCIM identity in the tenant are not SCIM
+    members: the identity provider neither sees nor removes them.
+    """
+    pairs = list(
+        GroupMembership.objects.filter(
+            approvergroup_id__in=list(group_ids), approvergroup__tenant_id=tenant_id
+        ).values_list("approvergroup_id", "user_id")
+    )
+    scim_ids = dict(
+        ScimUser.objects.filter(
+            tenant_id=tenant_id, user_id__in={user_id for _, user_id in pairs}
+        ).values_list("user_id", "id")
+    )
+    out: dict[str, list[str]] = defaultdict(list)
+    for group_id, user_id in pairs:
+        if user_id in scim_ids:
+            out[group_id].append(scim_ids[user_id])
+    for members in out.values():
+        members.sort()
+    return out

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from controlplane.core.admin import ShownOnceAdminMixin
 from controlplane.core.errors import TollgateError
 from controlplane.tenancy import services
 from controlplane.tenancy.models import ApiKey, Membership, Project, Tenant
@@ -121,7 +121,8 @@ class ApiKeyIssueForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
+    add_form = ApiKeyIssueForm
     list_display = [
         "name",
         "tenant",
@@ -154,18 +155,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "created_at",
     ]
 
-    def get_readonly_fields(self, request, obj=None):
-        return self.fields if obj is not None else []
-
-    def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiKeyIssueForm
-            kwargs["fields"] = ApiKeyIssueForm.Meta.fields
-        return super().get_form(request, obj, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        return self.fields if obj is not None else ApiKeyIssueForm.Meta.fields
-
     @admin.display(description="state")
     def state(self, obj: ApiKey) -> str:
         if obj.revoked_at:
@@ -192,26 +181,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
         obj._plaintext_once = plaintext  # rendered once by response_add, never stored
 
-    def save_related(self, request, form, formsets, change):
-        return  # no m2m/inlines; the service wrote everything
-
     def log_addition(self, request, obj, message):
         return super().log_addition(request, obj, [{"added": {}}])
 
-    def response_add(self, request, obj, post_url_continue=None):
-        plaintext = getattr(obj, "_plaintext_once", None)
-        if plaintext is None:
-            return super().response_add(request, obj, post_url_continue)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "api_key": obj,
-            "plaintext": plaintext,
-            "title": "API key issued",
-        }
-        response = TemplateResponse(request, "admin/tenancy/apikey_issued.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+    def render_added(self, request, obj, plaintext):
+        return self.render_once(
+            request,
+            "admin/tenancy/apikey_issued.html",
+            api_key=obj,
+            plaintext=plaintext,
+            title="API key issued",
+        )
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):

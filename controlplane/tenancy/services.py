@@ -108,6 +108,22 @@ def membership_set(*, tenant: Tenant, user, role: str) -> Membership:
     return membership
 
 
+@transaction.atomic
+def membership_remove(*, tenant: Tenant, user, reason: str) -> str | None:
+    """End a user's membership of a tenant; returns the role it had (None: was not a member)."""
+    membership = Membership.objects.select_for_update().filter(tenant=tenant, user=user).first()
+    if membership is None:
+        return None
+    role = membership.role
+    membership.delete()
+    ledger_append_control(
+        tenant_id=tenant.id,
+        kind="membership.removed",
+        payload={"user": user.pk, "role": role, "reason": reason},
+    )
+    return role
+
+
 def _validate_scopes(scopes: Iterable[str], *, issuer_scopes: Iterable[str] | None) -> list[str]:
     wanted = sorted(set(scopes))
     unknown = [scope for scope in wanted if not is_known_scope(scope)]

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from controlplane.audit.outbox import outbox_enqueue
@@ -259,6 +260,10 @@ def approval_vote(
     if vote not in ApprovalVote.Vote.values:
         raise TollgateError("VALIDATION_FAILED", "vote must be approve or deny.")
     with transaction.atomic():
+        # The voter's user row first: deprovisioning (SCIM) takes it before withdrawing votes,
+        # so a vote either lands before and is withdrawn, or waits and finds no membership.
+        voter = get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk)
+        list(voter.values_list("pk"))
         approval = _lock(approval_id, tenant_id)
         now = db_now()
         if approval.state != State.PENDING:
@@ -352,6 +357,59 @@ def _cast(approval, reservation, user, vote, comment, via, now) -> VoteResult:
             approval, token_expires_at=record.expires_at.isoformat() if record else None
         )
     return VoteResult(approval=approval, vote=ballot, token=token)
+
+
+def approval_votes_withdraw(*, tenant_id: str, user_id, reason: str) -> dict[str, Any]:
+    """Withdraw a person's votes on the tenant's pending requests, inside the caller's
+    transaction (which holds the person's user row, so no vote of theirs lands meanwhile).
+
+    Each request is counted again: it stays pending with the approvals left and needs others
+    to reach its quorum; the ledger and an ``approval.vote_withdrawn`` event say so.
+    """
+    approvals = list(
+        ApprovalRequest.objects.select_for_update()
+        .filter(
+            tenant_id=tenant_id,
+            state=State.PENDING,
+            pk__in=ApprovalVote.objects.filter(user_id=user_id).values("request_id"),
+        )
+        .order_by("pk")
+    )
+    withdrawn = []
+    for approval in approvals:
+        for ballot in list(approval.votes.filter(user_id=user_id)):
+            ballot.delete()
+            left = approval.votes.filter(vote=ApprovalVote.Vote.APPROVE).count()
+            ledger_append_control(
+                tenant_id=tenant_id,
+                kind="approval.vote_withdrawn",
+                payload={
+                    "approval": approval.id,
+                    "decision": approval.decision_id,
+                    "vote": ballot.id,
+                    "user": user_id,
+                    "value": ballot.vote,
+                    "reason": reason,
+                    "approvals": left,
+                    "required": approval.required_approvals,
+                },
+            )
+            outbox_enqueue(
+                tenant_id=tenant_id,
+                event_type="approval.vote_withdrawn",
+                payload={
+                    "approval_id": approval.id,
+                    "decision_id": approval.decision_id,
+                    "approvals": left,
+                    "required_approvals": approval.required_approvals,
+                    "reason": reason,
+                    "url": approval_url(approval.id),
+                },
+            )
+            withdrawn.append(ballot.id)
+    if withdrawn:
+        log.info("approval_votes_withdrawn", tenant=tenant_id, count=len(withdrawn))
+    return {"votes_withdrawn": withdrawn, "approvals_recounted": [a.id for a in approvals]}
 
 
 def _cancel_in_tx(

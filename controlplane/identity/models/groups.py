@@ -1,7 +1,7 @@
 """Approver groups: named sets of users per tenant that approval routing refers to by name.
 
-SCIM (``/scim/v2/Groups``) fills them later through ``external_id``; until then operators
-manage them in the admin.
+Identity providers manage them over SCIM (``/scim/v2/Groups``, the group's ``id`` is the SCIM id
+and ``external_id`` the IdP's); operators can also manage them in the admin.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The only write path of the identity app: SCIM tokens, SCIM users and approver groups."""
