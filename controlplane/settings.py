@@ -120,6 +120,7 @@ INSTALLED_APPS = [
     "controlplane.tenancy",
     "controlplane.audit",
     "controlplane.identity",
+    "controlplane.dashboard",
     "billing",
     "byok",
     "enforcement",
@@ -249,7 +250,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
 
 # --- Request limits + security ----------------------------------------------------------------
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 1024)

@@ -14,15 +14,8 @@ from controlplane.audit.models import (
     OutboxEvent,
     WebhookEndpoint,
 )
+from controlplane.audit.selectors import ledger_status
 from controlplane.audit.services import checkpoint_create, ledger_verify_record
-
-
-def ledger_status() -> dict:
-    """Last signed checkpoint and last recorded verification (cheap: two indexed reads)."""
-    return {
-        "last_checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
-        "last_verification": LedgerVerification.objects.order_by("-created_at").first(),
-    }
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,0 +1,51 @@
+"""Ledger: chain heads, last verification and checkpoint, verify now, signed export."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+
+from controlplane.audit.export import ledger_export
+from controlplane.audit.selectors import ledger_status, recent_entries, tenant_chains
+from controlplane.audit.services import ledger_verify_record
+from controlplane.core.errors import TollgateError
+from controlplane.dashboard.views.base import DashboardView
+
+
+class LedgerView(DashboardView):
+    section = "ledger"
+    title = "Ledger"
+    manage_methods = ("POST",)
+
+    def _page(self, report=None, status=200):
+        return self.render(
+            "dashboard/ledger.html",
+            status=status,
+            chains=tenant_chains(tenant_id=self.tenant.id),
+            entries=recent_entries(tenant_id=self.tenant.id),
+            report=report,
+            **ledger_status(tenant_id=self.tenant.id),
+        )
+
+    def get(self, request):
+        return self._page()
+
+    def post(self, request):
+        """Verify now: recompute every chain of this tenant and record the outcome."""
+        report = ledger_verify_record(trigger="dashboard", tenant_id=self.tenant.id)
+        return self._page(report=report)
+
+
+class LedgerExportView(DashboardView):
+    section = "ledger"
+    title = "Ledger"
+    manage_methods = ("GET",)
+
+    def get(self, request):
+        try:
+            export = ledger_export(tenant=self.tenant, fmt=request.GET.get("format", "jsonl"))
+        except TollgateError as exc:
+            return self.refuse(exc.message, exc.remediation or "", status=exc.status_code)
+        response = HttpResponse(export.body, content_type=export.content_type)
+        response["X-Tollgate-Manifest"] = export.manifest
+        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        return response
