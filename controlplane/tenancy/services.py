@@ -67,6 +67,19 @@ def tenant_set_lifecycle(*, tenant: Tenant, lifecycle: str) -> Tenant:
     return tenant
 
 
+@transaction.atomic
+def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
+    """Change a tenant's display name (the slug never changes)."""
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.name != name:
+        previous, tenant.name = tenant.name, name
+        tenant.save(update_fields=["name", "updated_at"])
+        ledger_append_control(
+            tenant_id=tenant.id, kind="tenant.renamed", payload={"from": previous, "to": name}
+        )
+    return tenant
+
+
 def project_create(*, tenant: Tenant, slug: str, name: str | None = None) -> Project:
     """Create a project whose slug is unique within the tenant."""
     try:
@@ -90,6 +103,21 @@ def project_create(*, tenant: Tenant, slug: str, name: str | None = None) -> Pro
 
 
 @transaction.atomic
+def project_rename(*, project: Project, name: str) -> Project:
+    """Change a project's display name (the slug never changes)."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if project.name != name:
+        previous, project.name = project.name, name
+        project.save(update_fields=["name", "updated_at"])
+        ledger_append_control(
+            tenant_id=project.tenant_id,
+            kind="project.renamed",
+            payload={"project": project.id, "from": previous, "to": name},
+        )
+    return project
+
+
+@transaction.atomic
 def membership_set(*, tenant: Tenant, user, role: str) -> Membership:
     """Add a user to a tenant or change their role."""
     membership, _ = Membership.objects.update_or_create(
@@ -101,6 +129,18 @@ def membership_set(*, tenant: Tenant, user, role: str) -> Membership:
         payload={"user": user.pk, "role": role},
     )
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    """Take a user out of a tenant; their keys stay until revoked (they are separate grants)."""
+    deleted, _ = Membership.objects.filter(pk=membership.pk).delete()
+    if deleted:
+        ledger_append_control(
+            tenant_id=membership.tenant_id,
+            kind="membership.removed",
+            payload={"user": membership.user_id, "role": membership.role},
+        )
 
 
 def _validate_scopes(scopes: Iterable[str], *, issuer_scopes: Iterable[str] | None) -> list[str]:

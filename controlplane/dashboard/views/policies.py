@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 from datetime import UTC, datetime, time, timedelta
 
-import yaml
 from django.contrib import messages
 from django.shortcuts import redirect
 
@@ -13,6 +11,7 @@ from controlplane.core.errors import TollgateError
 from controlplane.dashboard.forms import PolicyDraftForm, SimulationForm
 from controlplane.dashboard.views.base import DashboardView
 from enforcement.models import Policy
+from enforcement.policy.diff import document_diff, document_yaml
 from enforcement.services import policies as policy_services
 from enforcement.services.simulation import policy_simulate
 
@@ -36,21 +35,12 @@ def run_simulation(*, tenant, policy, since: datetime, until: datetime) -> dict:
     return policy_simulate(tenant=tenant, policy=policy, since=since, until=until)
 
 
-def document_yaml(document: dict) -> str:
-    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
-
-
 def policy_diff(old: Policy | None, new: Policy) -> str:
     if old is None:
         return ""
-    lines = difflib.unified_diff(
-        document_yaml(old.document).splitlines(),
-        document_yaml(new.document).splitlines(),
-        fromfile=f"v{old.version}",
-        tofile=f"v{new.version}",
-        lineterm="",
+    return document_diff(
+        old.document, new.document, old_label=f"v{old.version}", new_label=f"v{new.version}"
     )
-    return "\n".join(lines) or "(no change)"
 
 
 def _error_lines(exc: TollgateError) -> list[str]:
