@@ -120,3 +120,11 @@ def daily_spend(*, tenant, start: date, end: date) -> dict[date, int]:
         .values_list("day", "total")
     )
     return {day: int(total) for day, total in rows}
+
+
+def budget_labels(*, tenant) -> dict[str, str]:
+    """Budget id -> "Payments prod (payments/prod)", for explaining waterfalls (one query)."""
+    return {
+        budget.id: f"{budget.name} ({budget.scope_label})" if budget.name else budget.scope_label
+        for budget in Budget.objects.for_tenant(tenant).select_related("project")
+    }

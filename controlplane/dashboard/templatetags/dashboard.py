@@ -23,6 +23,20 @@ def usd(micros) -> str:
 
 
 @register.filter
+def usd_cents(micros) -> str:
+    """A computed figure (burn rate, forecast) to the nearest cent."""
+    if micros is None or micros == "":
+        return "—"
+    return usd(round(int(micros), -4))
+
+
+@register.filter
+def get(mapping, key):
+    """``mapping[key]`` in a template (None when absent)."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
 def usd_text(value) -> str:
     """A USD decimal string from an API body ("1234.50") shown like ``usd``."""
     if value in (None, ""):

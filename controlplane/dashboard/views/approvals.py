@@ -9,7 +9,7 @@ from controlplane.core.errors import TollgateError
 from controlplane.dashboard.forms import VoteForm
 from controlplane.dashboard.views.base import DashboardView
 from enforcement.models import ApprovalRequest, ApprovalVote
-from enforcement.selectors import approvals_for_approver, with_approval_details
+from enforcement.selectors import approvals_for_approver, budget_labels, with_approval_details
 from enforcement.services.approvals import approval_vote
 
 
@@ -33,7 +33,8 @@ class ApprovalsView(DashboardView):
     def get(self, request):
         queue = approvals_queue(tenant=self.tenant, user=request.user)
         cards = [{"approval": a, "approved": approval_count(a), "form": VoteForm()} for a in queue]
-        return self.render("dashboard/approvals.html", cards=cards)
+        refs = budget_labels(tenant=self.tenant) if cards else {}
+        return self.render("dashboard/approvals.html", cards=cards, refs=refs)
 
 
 class ApprovalVoteView(DashboardView):

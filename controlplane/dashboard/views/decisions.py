@@ -10,7 +10,12 @@ from controlplane.dashboard.forms import DecisionFilterForm
 from controlplane.dashboard.views.base import DashboardView
 from controlplane.tenancy.models import Project
 from enforcement.models import ApprovalRequest, Reservation
-from enforcement.selectors import DecisionFilters, decision_for_page, decisions_page
+from enforcement.selectors import (
+    DecisionFilters,
+    budget_labels,
+    decision_for_page,
+    decisions_page,
+)
 
 PAGE_SIZE = 50
 
@@ -81,5 +86,6 @@ class DecisionDetailView(DashboardView):
             approval=approval,
             votes=list(approval.votes.select_related("user")) if approval else [],
             reservation=reservation,
+            refs=budget_labels(tenant=self.tenant),
             title=f"Decision {decision.id}",
         )

@@ -16,7 +16,7 @@ from controlplane.tenancy.scopes import all_scopes
 # Higher layers append callables(tenant=..., stdout=...) to seed their own demo data.
 SEED_DEMO_HOOKS: list = []
 
-DEMO_PROJECTS = [("payments", "Payments"), ("platform", "Platform")]
+DEMO_PROJECTS = [("payments", "Payments"), ("platform", "Platform"), ("ml", "Machine learning")]
 
 
 class Command(BaseCommand):
