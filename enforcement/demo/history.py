@@ -60,10 +60,18 @@ class Story:
         self.today = self.now.date()
         self.month_start, _ = period_bounds("monthly", self.today)
         self.count = 0
+        self.last: datetime | None = None
 
     def moment(self, day: date, hour: int) -> datetime:
-        at = datetime.combine(day, time(hour, (self.count * 7) % 60), tzinfo=UTC)
-        return min(at, self.now - timedelta(minutes=5 + self.count % 50))
+        """``hour`` o'clock on ``day`` (today's hours squeezed into the part already past),
+        never before the previous event: ids, which follow insertion, follow story time."""
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        span = min(self.now - start, timedelta(days=1)) - timedelta(minutes=1)
+        at = start + span * (hour / 24)
+        if self.last is not None:
+            at = max(at, self.last + timedelta(seconds=1))
+        self.last = min(at, self.now - timedelta(seconds=1))
+        return self.last
 
     def ask(self, day, hour, *, project, environment, usd, source="api", **fields) -> dict:
         self.count += 1
