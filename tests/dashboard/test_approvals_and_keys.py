@@ -142,3 +142,19 @@ def test_cannot_revoke_someone_elses_key(world):
     assert response.status_code == 404
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_the_queue_pages_by_deadline(world):
+    from controlplane.dashboard.views import approvals as view
+
+    tenant = world["tenant"]
+    ids = [
+        gate(tenant, "101.00", project="platform")["approval"]["id"]
+        for _ in range(view.QUEUE_PAGE + 2)
+    ]
+    owner = logged_in(world["owner"])
+    first = owner.get("/dashboard/approvals/").content.decode()
+    assert f"{len(ids)} requests wait for you." in first
+    assert sum(i in first for i in ids) == view.QUEUE_PAGE and 'rel="next"' in first
+    second = owner.get("/dashboard/approvals/?page=2").content.decode()
+    assert sum(i in second for i in ids) == 2 and ids[-1] in second

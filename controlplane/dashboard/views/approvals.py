@@ -13,13 +13,17 @@ from enforcement.selectors import approvals_for_approver, budget_labels, with_ap
 from enforcement.services.approvals import approval_vote
 
 
-def approvals_queue(*, tenant, user) -> list[ApprovalRequest]:
-    """The queue, oldest deadline first, with decisions, votes and tokens in fixed queries."""
-    return list(
-        with_approval_details(
-            approvals_for_approver(tenant=tenant, user=user, status="pending")
-        ).order_by("expires_at", "id")
+QUEUE_PAGE = 20
+
+
+def approvals_queue(*, tenant, user, page: int = 1) -> tuple[list[ApprovalRequest], int]:
+    """One page of the queue (oldest deadline first) and the queue's length; fixed queries."""
+    queue = approvals_for_approver(tenant=tenant, user=user, status="pending")
+    start = (page - 1) * QUEUE_PAGE
+    cards = list(
+        with_approval_details(queue).order_by("expires_at", "id")[start : start + QUEUE_PAGE]
     )
+    return cards, queue.count()
 
 
 def approval_count(approval: ApprovalRequest) -> int:
@@ -31,10 +35,21 @@ class ApprovalsView(DashboardView):
     title = "Approvals"
 
     def get(self, request):
-        queue = approvals_queue(tenant=self.tenant, user=request.user)
-        cards = [{"approval": a, "approved": approval_count(a), "form": VoteForm()} for a in queue]
+        raw = request.GET.get("page", "1")
+        page = int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+        queue, total = approvals_queue(tenant=self.tenant, user=request.user, page=page)
+        cards = [{"approval": a, "approved": approval_count(a)} for a in queue]
         refs = budget_labels(tenant=self.tenant) if cards else {}
-        return self.render("dashboard/approvals.html", cards=cards, refs=refs)
+        pages = -(-total // QUEUE_PAGE)
+        return self.render(
+            "dashboard/approvals.html",
+            cards=cards,
+            refs=refs,
+            total=total,
+            page=page,
+            previous_page=page - 1 if page > 1 else None,
+            next_page=page + 1 if page < pages else None,
+        )
 
 
 class ApprovalVoteView(DashboardView):
