@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.errors import TollgateError
+from controlplane.identity.errors import IdentityErrorCode
 from controlplane.identity.models import ApproverGroup
 
 
@@ -53,7 +54,7 @@ def approver_group_save(
             )
     except IntegrityError as exc:
         raise TollgateError(
-            "APPROVER_GROUP_EXISTS",
+            IdentityErrorCode.APPROVER_GROUP_EXISTS,
             f"This tenant already has an approver group named {name!r} (or that external id).",
             remediation="Use the existing group, or choose another name.",
             status=409,

@@ -195,7 +195,8 @@ class ApprovalAPIView(TenantScopedAPIView):
         raise TollgateError(
             EnforcementErrorCode.APPROVER_IDENTITY_REQUIRED,
             "Approvals are decided by people: this API key is not bound to a user.",
-            remediation="Use a key issued with `user` set (ApiKey.user), or the dashboard.",
+            remediation="Use a personal key (dashboard: My API keys, or `manage.py "
+            "create_api_key --user`), or sign in to the dashboard.",
             status=403,
         )
 

@@ -12,7 +12,6 @@ from enforcement.models import ApprovalRequest, ApprovalVote
 from enforcement.selectors import approvals_for_approver, budget_labels, with_approval_details
 from enforcement.services.approvals import approval_vote
 
-
 QUEUE_PAGE = 20
 
 
