@@ -14,6 +14,18 @@ from enforcement.services.gate import GateRequest, gate_decide
 from tests import factories
 from tests.enforcement.helpers import publish_policy
 
+# Every dashboard page that needs no object id, as a signed-in user reaches it.
+PAGES = [
+    "/dashboard/",
+    "/dashboard/approvals/",
+    "/dashboard/decisions/",
+    "/dashboard/byok/",
+    "/dashboard/ledger/",
+    "/dashboard/policies/",
+    "/dashboard/policies/simulate/",
+    "/dashboard/keys/",
+]
+
 POLICY = {
     "version": 1,
     "description": "Approvals above 100 USD; big ones go to finops",

@@ -17,10 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def root(client, django_user_model):
-    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw-123456!")
-    client.force_login(user)
-    return client
+def root(admin_client):
+    """pytest-django's signed-in superuser."""
+    return admin_client
 
 
 def visible(html: str) -> str:

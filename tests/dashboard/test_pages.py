@@ -9,20 +9,9 @@ from controlplane.audit.models import LedgerVerification
 from controlplane.audit.verify import verify_ledger
 from enforcement.models import Policy
 from tests import factories
-from tests.dashboard.conftest import gate, logged_in
+from tests.dashboard.conftest import PAGES, gate, logged_in
 
 pytestmark = pytest.mark.django_db
-
-PAGES = [
-    "/dashboard/",
-    "/dashboard/approvals/",
-    "/dashboard/decisions/",
-    "/dashboard/byok/",
-    "/dashboard/ledger/",
-    "/dashboard/policies/",
-    "/dashboard/policies/simulate/",
-    "/dashboard/keys/",
-]
 
 
 def test_anonymous_is_sent_to_the_login_page_and_root_redirects(db):

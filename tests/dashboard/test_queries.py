@@ -8,21 +8,10 @@ from django.test.utils import CaptureQueriesContext
 
 from controlplane.tenancy.services import api_key_issue
 from tests import factories
-from tests.dashboard.conftest import gate, logged_in
+from tests.dashboard.conftest import PAGES, gate, logged_in
 from tests.enforcement.helpers import publish_policy
 
 pytestmark = pytest.mark.django_db
-
-PAGES = [
-    "/dashboard/",
-    "/dashboard/approvals/",
-    "/dashboard/decisions/",
-    "/dashboard/byok/",
-    "/dashboard/ledger/",
-    "/dashboard/policies/",
-    "/dashboard/policies/simulate/",
-    "/dashboard/keys/",
-]
 
 
 def add_items(world, start: int, count: int) -> None:
