@@ -9,6 +9,23 @@ from controlplane.audit.selectors import ledger_status, recent_entries, tenant_c
 from controlplane.audit.services import ledger_verify_record
 from controlplane.core.errors import TollgateError
 from controlplane.dashboard.views.base import DashboardView
+from enforcement.models import BudgetPeriod
+
+
+def chain_labels(chains) -> dict[str, str]:
+    """ "bp:<period id>" -> "Payments prod, Dec 2026" (one query); the control chain by name."""
+    period_ids = [chain.id.removeprefix("bp:") for chain in chains if chain.id.startswith("bp:")]
+    labels = {chain.id: "Control (keys, policies, approvals, grants)" for chain in chains}
+    periods = BudgetPeriod.objects.filter(pk__in=period_ids).select_related("budget__project")
+    for period in periods:
+        budget = period.budget
+        name = budget.name or budget.scope_label
+        labels[f"bp:{period.pk}"] = (
+            f"{name}, {period.period_start:%b %-d %Y}"
+            if (budget.period == "daily")
+            else f"{name}, {period.period_start:%b %Y}"
+        )
+    return labels
 
 
 class LedgerView(DashboardView):
@@ -17,10 +34,12 @@ class LedgerView(DashboardView):
     manage_methods = ("POST",)
 
     def _page(self, report=None, status=200):
+        chains = tenant_chains(tenant_id=self.tenant.id)
         return self.render(
             "dashboard/ledger.html",
             status=status,
-            chains=tenant_chains(tenant_id=self.tenant.id),
+            chains=chains,
+            chain_labels=chain_labels(chains),
             entries=recent_entries(tenant_id=self.tenant.id),
             report=report,
             **ledger_status(tenant_id=self.tenant.id),
