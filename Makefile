@@ -7,7 +7,7 @@ TEST_SETTINGS := controlplane.settings_test
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install demo test lint checks pytest bench clean
+.PHONY: install demo test lint checks pytest bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ test: lint checks pytest
 
 bench: install
 	$(PY) bench/gate.py $(BENCH_ARGS)
+
+# Re-take the dashboard screenshots in docs/images/ (the browser tests, writing their pictures).
+screenshots: install
+	TOLLGATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_dashboard.py -k operator
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -15,6 +15,7 @@ from billing.models import (
 )
 from billing.services.plans import tenant_plan_set
 from billing.services.subscriptions import subscription_reactivate
+from controlplane.core.admin import UsdFieldsMixin, usd_display
 from controlplane.core.errors import TollgateError
 
 
@@ -82,10 +83,12 @@ class SubscriptionAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ["provider_invoice_id", "tenant", "status", "amount_due_micros", "status_at"]
+class InvoiceAdmin(UsdFieldsMixin, ReadOnly, admin.ModelAdmin):
+    list_display = ["provider_invoice_id", "tenant", "status", "amount_due", "status_at"]
     list_filter = ["status", "provider"]
     search_fields = ["provider_invoice_id", "tenant__slug"]
+
+    amount_due = usd_display("amount_due_micros", "amount due (USD)")
 
 
 @admin.register(PaymentEvent)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
 from billing.catalog import BYOK
 from billing.entitlements import EntitledAdminMixin
 from byok import services
 from byok.models import CredentialStatus, ProviderCredential, TenantByokSettings
+from byok.providers import provider_names
 from controlplane.core.errors import TollgateError
 
 
@@ -91,14 +93,36 @@ class ProviderCredentialAdmin(EntitledAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} credential(s).", messages.SUCCESS)
 
 
+class TenantByokSettingsForm(forms.ModelForm):
+    class Meta:
+        model = TenantByokSettings
+        fields = ["tenant", "required_providers", "daily_request_limit"]
+
+    def clean_required_providers(self):
+        value = self.cleaned_data.get("required_providers") or []
+        known = provider_names()
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            raise forms.ValidationError('A JSON list of provider names, e.g. ["openai"].')
+        unknown = [p for p in value if p not in known]
+        if unknown:
+            raise forms.ValidationError(
+                f"Unknown provider(s): {', '.join(unknown)}. Known: {', '.join(known)}."
+            )
+        return value
+
+
 @admin.register(TenantByokSettings)
 class TenantByokSettingsAdmin(admin.ModelAdmin):
+    form = TenantByokSettingsForm
     list_display = ["tenant", "required_providers", "daily_request_limit", "updated_at"]
     list_select_related = ["tenant"]
     fields = ["tenant", "required_providers", "daily_request_limit"]
 
     def get_readonly_fields(self, request, obj=None):
         return ["tenant"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # clear the providers and the limit instead (through the service)
 
     def save_model(self, request, obj, form, change):
         try:

@@ -46,6 +46,12 @@ def _seconds_to_midnight(now: datetime) -> int:
     return max(1, int((tomorrow - now).total_seconds()))
 
 
+def quota_used_today(tenant) -> int:
+    """Requests counted today (UTC) for the tenant; raises redis.RedisError when unreachable."""
+    raw = byok_redis().get(quota_key(getattr(tenant, "pk", tenant)))
+    return int(raw) if raw is not None else 0
+
+
 def byok_quota_consume(tenant, *, limit: int | None = None) -> int:
     """Count one BYOK request; returns the day's count or raises 429 / 503 (never allows blind)."""
     tenant_id = getattr(tenant, "pk", tenant)

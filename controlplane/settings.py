@@ -18,9 +18,10 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
 
 env = environ.Env()
+# Local state of development and the demo (SQLite file, generated secrets, broker folders, logs).
+VAR_DIR = Path(env.str("TOLLGATE_VAR_DIR", default=str(BASE_DIR / "var")))
 TOLLGATE_ENV = env.str("TOLLGATE_ENV", default="development")
 if TOLLGATE_ENV not in {"development", "demo", "test", "build", "production"}:
     raise ImproperlyConfigured(
@@ -40,7 +41,7 @@ def _ensure_local_secrets() -> None:
         # Versioned BYOK key-encryption keys: "<version>:<base64 32 bytes>[,...]".
         "BYOK_KEKS": lambda: "1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
-    VAR_DIR.mkdir(exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     existing = (
         LOCAL_ENV_FILE.read_text(encoding="utf-8")
         if LOCAL_ENV_FILE.exists()
@@ -120,6 +121,7 @@ INSTALLED_APPS = [
     "controlplane.tenancy",
     "controlplane.audit",
     "controlplane.identity",
+    "controlplane.dashboard",
     "billing",
     "byok",
     "enforcement",
@@ -254,7 +256,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
 
 # --- Request limits + security ----------------------------------------------------------------
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 1024)
@@ -421,6 +424,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging (structlog, JSON lines) ----------------------------------------------------------
-LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# The demo keeps the terminal for its banner: warnings and errors only unless asked otherwise.
+LOG_LEVEL = env.str("LOG_LEVEL", default="WARNING" if TOLLGATE_ENV == "demo" else "INFO").upper()
 LOGGING_CONFIG = "controlplane.core.logging.configure_logging"
 LOGGING = {"level": LOG_LEVEL}

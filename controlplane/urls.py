@@ -1,7 +1,8 @@
-"""Top-level routes: admin, API v1, SCIM 2.0, OpenAPI, health and metrics."""
+"""Top-level routes: dashboard, admin, API v1, SCIM 2.0, OpenAPI, health and metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing.api import webhooks as billing_webhooks
@@ -17,6 +18,8 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
+    path("dashboard/", include("controlplane.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
-
-import yaml
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.catalog import CREDIT_GRANTS
 from billing.entitlements import EntitledAdminMixin
-from controlplane.core.clock import db_now
+from controlplane.core.admin import UsdFieldsMixin, usd_display, usd_text
 from controlplane.core.errors import TollgateError
-from controlplane.core.money import format_usd
+from controlplane.core.forms import UsdField
 from enforcement.models import (
     ApprovalRequest,
     ApprovalToken,
@@ -27,7 +26,7 @@ from enforcement.models import (
     ReservationAllocation,
     SigningKey,
 )
-from enforcement.periods import period_bounds
+from enforcement.policy.diff import document_diff, document_yaml
 from enforcement.services import approvals as approval_services
 from enforcement.services import budgets as budget_services
 from enforcement.services import policies as policy_services
@@ -45,7 +44,9 @@ class ReadOnlyMixin:
         return False
 
 
-class BudgetAdminForm(forms.ModelForm):
+class BudgetForm(forms.ModelForm):
+    limit_micros = UsdField(label="Limit (USD)")
+
     class Meta:
         model = Budget
         fields = [
@@ -61,7 +62,10 @@ class BudgetAdminForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        project = data.get("project")
         tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        if project and tenant and project.tenant_id != tenant.pk:
+            self.add_error("project", "This project belongs to another tenant.")
         if tenant is not None:
             try:
                 budget_services.check_alert_settings(
@@ -73,59 +77,70 @@ class BudgetAdminForm(forms.ModelForm):
         return data
 
 
+def _current_period(field: str):
+    """The budget's period containing today, read in the changelist query (no per-row query)."""
+    today = timezone.now().date()
+    return Subquery(
+        BudgetPeriod.objects.filter(
+            budget=OuterRef("pk"), period_start__lte=today, period_end__gt=today
+        ).values(field)[:1]
+    )
+
+
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
-    form = BudgetAdminForm
-    list_display = [
-        "id",
-        "tenant",
-        "scope",
-        "period",
-        "limit",
-        "period_reserved",
-        "period_spent",
-        "period_available",
-    ]
+    """Budgets are never deleted (the API has no DELETE; periods and the ledger refer to them)."""
+
+    form = BudgetForm
+    list_display = ["label", "tenant", "scope", "period", "limit", "spent", "reserved", "available"]
+    list_display_links = ["label"]
     list_filter = ["period", "tenant"]
     search_fields = ["id", "name", "project__slug", "environment", "tenant__slug"]
     list_select_related = ["tenant", "project"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "spent", "reserved", "available", "created_at", "updated_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                current_limit=_current_period("limit_micros"),
+                current_reserved=_current_period("reserved_micros"),
+                current_spent=_current_period("spent_micros"),
+            )
+        )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
             return [*self.readonly_fields, "tenant", "project", "environment", "period"]
-        return self.readonly_fields
+        return ["id", "created_at", "updated_at"]
 
-    def _current(self, obj):
-        if not hasattr(obj, "_current_period"):
-            start, _ = period_bounds(obj.period, db_now().date())
-            obj._current_period = BudgetPeriod.objects.filter(
-                budget=obj, period_start=start
-            ).first()
-        return obj._current_period
+    @admin.display(description="budget", ordering="name")
+    def label(self, obj):
+        return obj.name or f"{obj.scope_label} {obj.period}"
 
     @admin.display(description="scope")
     def scope(self, obj):
         return obj.scope_label
 
-    @admin.display(description="limit")
-    def limit(self, obj):
-        return format_usd(obj.limit_micros)
+    limit = usd_display("limit_micros", "limit (USD)")
 
-    @admin.display(description="reserved")
-    def period_reserved(self, obj):
-        period = self._current(obj)
-        return format_usd(period.reserved_micros if period else 0)
+    @admin.display(description="spent (USD)")
+    def spent(self, obj):
+        return usd_text(obj.current_spent or 0)
 
-    @admin.display(description="spent")
-    def period_spent(self, obj):
-        period = self._current(obj)
-        return format_usd(period.spent_micros if period else 0)
+    @admin.display(description="reserved (USD)")
+    def reserved(self, obj):
+        return usd_text(obj.current_reserved or 0)
 
-    @admin.display(description="available")
-    def period_available(self, obj):
-        period = self._current(obj)
-        return format_usd(period.available_micros if period else obj.limit_micros)
+    @admin.display(description="available (USD)")
+    def available(self, obj):
+        if obj.current_limit is None:  # no decision opened this period yet
+            return usd_text(obj.limit_micros)
+        return usd_text(obj.current_limit - obj.current_reserved - obj.current_spent)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -151,23 +166,48 @@ class BudgetAdmin(admin.ModelAdmin):
 
 
 @admin.register(BudgetPeriod)
-class BudgetPeriodAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class BudgetPeriodAdmin(UsdFieldsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
-        "id",
         "budget",
         "period_start",
         "period_end",
-        "limit_micros",
-        "reserved_micros",
-        "spent_micros",
+        "limit",
+        "reserved",
+        "spent",
+        "available",
     ]
     list_filter = ["period_start"]
     search_fields = ["id", "budget__id"]
+    list_select_related = ["budget__project"]
+
+    limit = usd_display("limit_micros", "limit (USD)")
+    reserved = usd_display("reserved_micros", "reserved (USD)")
+    spent = usd_display("spent_micros", "spent (USD)")
+    available = usd_display("available_micros", "available (USD)", sortable=False)
+
+
+class CreditGrantForm(forms.ModelForm):
+    amount_micros = UsdField(label="Amount (USD)")
+
+    class Meta:
+        model = CreditGrant
+        fields = [
+            "tenant",
+            "pool",
+            "amount_micros",
+            "priority",
+            "effective_at",
+            "expires_at",
+            "note",
+        ]
 
 
 @admin.register(CreditGrant)
-class CreditGrantAdmin(EntitledAdminMixin, admin.ModelAdmin):
+class CreditGrantAdmin(EntitledAdminMixin, UsdFieldsMixin, admin.ModelAdmin):
+    """Grants are created and voided, never edited or deleted (holds refer to them)."""
+
     entitlement = CREDIT_GRANTS
+    form = CreditGrantForm
     list_display = [
         "id",
         "tenant",
@@ -180,19 +220,21 @@ class CreditGrantAdmin(EntitledAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["pool", "tenant"]
     search_fields = ["id", "note", "tenant__slug"]
+    list_select_related = ["tenant"]
     readonly_fields = ["id", "remaining_micros", "voided_at", "created_at", "updated_at"]
     actions = ["void"]
+
+    amount = usd_display("amount_micros", "amount (USD)")
+    remaining = usd_display("remaining_micros", "remaining (USD)")
 
     def has_change_permission(self, request, obj=None):
         return obj is None
 
-    @admin.display(description="amount")
-    def amount(self, obj):
-        return format_usd(obj.amount_micros)
+    def has_delete_permission(self, request, obj=None):
+        return False
 
-    @admin.display(description="remaining")
-    def remaining(self, obj):
-        return format_usd(obj.remaining_micros)
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else super().get_readonly_fields(request, obj)
 
     def save_model(self, request, obj, form, change):
         created = budget_services.credit_grant_create(
@@ -213,9 +255,11 @@ class CreditGrantAdmin(EntitledAdminMixin, admin.ModelAdmin):
                 budget_services.credit_grant_void(grant=grant)
             except TollgateError as exc:
                 self.message_user(request, f"{grant.id}: {exc.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{grant.id}: void; it is drawn no more.")
 
 
-class AllocationInline(ReadOnlyMixin, admin.TabularInline):
+class AllocationInline(UsdFieldsMixin, ReadOnlyMixin, admin.TabularInline):
     model = ReservationAllocation
     fields = ["position", "budget_period", "credit_grant", "amount_micros", "charged_micros"]
     readonly_fields = fields
@@ -223,7 +267,7 @@ class AllocationInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Decision)
-class DecisionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class DecisionAdmin(UsdFieldsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "tenant",
@@ -231,7 +275,6 @@ class DecisionAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "project",
         "environment",
         "outcome",
-        "mode",
         "reason_code",
         "amount",
         "created_at",
@@ -239,14 +282,20 @@ class DecisionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ["outcome", "mode", "reason_code", "source", "environment", "project"]
     search_fields = ["id", "idempotency_key", "fingerprint"]
     list_select_related = ["tenant", "project"]
+    # The JSON columns are for the detail page, never the list.
+    list_per_page = 50
 
-    @admin.display(description="amount")
-    def amount(self, obj):
-        return format_usd(obj.amount_micros)
+    amount = usd_display("amount_micros", "amount (USD)")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            return queryset.defer("request", "response", "waterfall", "context", "snapshot")
+        return queryset
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ReservationAdmin(UsdFieldsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "tenant",
@@ -259,16 +308,12 @@ class ReservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
     ]
     list_filter = ["state", "late"]
     search_fields = ["id", "decision__id"]
+    list_select_related = ["tenant"]
     inlines = [AllocationInline]
     actions = ["release"]
 
-    @admin.display(description="amount")
-    def amount(self, obj):
-        return format_usd(obj.amount_micros)
-
-    @admin.display(description="reported")
-    def reported(self, obj):
-        return None if obj.reported_micros is None else format_usd(obj.reported_micros)
+    amount = usd_display("amount_micros", "amount (USD)")
+    reported = usd_display("reported_micros", "reported (USD)")
 
     @admin.action(description="Release selected pending reservations")
     def release(self, request, queryset):
@@ -277,10 +322,8 @@ class ReservationAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 reservation_services.reservation_release(reservation_id=reservation.id)
             except TollgateError as exc:
                 self.message_user(request, f"{reservation.id}: {exc.message}", messages.WARNING)
-
-
-def _yaml(document: dict) -> str:
-    return yaml.safe_dump(document, sort_keys=True, default_flow_style=False)
+            else:
+                self.message_user(request, f"{reservation.id}: released, the money is back.")
 
 
 class PolicyDraftForm(forms.ModelForm):
@@ -377,7 +420,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
     @admin.display(description="document (normalised)")
     def document_yaml(self, obj):
-        return format_html("<pre>{}</pre>", _yaml(obj.document))
+        return format_html("<pre>{}</pre>", document_yaml(obj.document))
 
     @admin.display(description="diff to previous version")
     def diff_to_previous(self, obj):
@@ -388,14 +431,13 @@ class PolicyAdmin(admin.ModelAdmin):
         )
         if previous is None:
             return "(first version)"
-        diff = difflib.unified_diff(
-            _yaml(previous.document).splitlines(),
-            _yaml(obj.document).splitlines(),
-            fromfile=f"v{previous.version}",
-            tofile=f"v{obj.version}",
-            lineterm="",
+        diff = document_diff(
+            previous.document,
+            obj.document,
+            old_label=f"v{previous.version}",
+            new_label=f"v{obj.version}",
         )
-        return format_html("<pre>{}</pre>", "\n".join(diff) or "(no change)")
+        return format_html("<pre>{}</pre>", diff)
 
     @admin.action(description="Publish selected version (a retired one is rolled back to)")
     def publish(self, request, queryset):
@@ -421,7 +463,7 @@ class VoteInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ApprovalRequestAdmin(UsdFieldsMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Approvers act here with their own account; the service checks their authority."""
 
     list_display = [
@@ -444,9 +486,9 @@ class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="amount")
+    @admin.display(description="amount (USD)")
     def amount(self, obj):
-        return format_usd(obj.decision.amount_micros)
+        return usd_text(obj.decision.amount_micros)
 
     @admin.display(description="project")
     def project(self, obj):
@@ -471,8 +513,8 @@ class ApprovalRequestAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 self.message_user(request, f"{approval.id}: {exc.message}", messages.WARNING)
                 continue
             note = (
-                " The requester's API key can fetch the token once with "
-                f"GET /api/v1/approvals/{approval.id}."
+                " The requesting pipeline receives the token when it polls (its gate call "
+                f"again, or GET /api/v1/approvals/{approval.id} with its key)."
                 if result.token
                 else ""
             )

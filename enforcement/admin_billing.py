@@ -8,14 +8,14 @@ from django.contrib import admin
 
 from billing.catalog import FORECAST_ALERTS, INVOICE_RECONCILIATION
 from billing.entitlements import EntitledAdminMixin
-from controlplane.core.money import format_usd
+from controlplane.core.admin import UsdFieldsMixin, usd_display
 from enforcement.admin import ReadOnlyMixin
 from enforcement.models import BudgetAlert, ReconciliationImport, ReconciliationLine
 from enforcement.services.reconciliation_imports import reconciliation_import
 
 
 @admin.register(BudgetAlert)
-class BudgetAlertAdmin(EntitledAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
+class BudgetAlertAdmin(EntitledAdminMixin, UsdFieldsMixin, ReadOnlyMixin, admin.ModelAdmin):
     """Fired alerts (read-only). Forecast alerts are an entitlement: their pages are refused
     for a tenant whose plan no longer includes ``forecast_alerts``."""
 
@@ -29,13 +29,8 @@ class BudgetAlertAdmin(EntitledAdminMixin, ReadOnlyMixin, admin.ModelAdmin):
             return None  # threshold alerts come with every plan
         return super().entitlement_error(obj)
 
-    @admin.display(description="spent")
-    def spent(self, obj):
-        return format_usd(obj.spent_micros)
-
-    @admin.display(description="limit")
-    def limit(self, obj):
-        return format_usd(obj.limit_micros)
+    spent = usd_display("spent_micros", "spent (USD)")
+    limit = usd_display("limit_micros", "limit (USD)")
 
 
 class ReconciliationImportForm(forms.ModelForm):
@@ -46,7 +41,7 @@ class ReconciliationImportForm(forms.ModelForm):
         fields = ["tenant", "format"]
 
 
-class ReconciliationLineInline(ReadOnlyMixin, admin.TabularInline):
+class ReconciliationLineInline(UsdFieldsMixin, ReadOnlyMixin, admin.TabularInline):
     model = ReconciliationLine
     fields = ["line_numbers", "outcome", "reason", "reservation", "external_ref", "amount_micros"]
     readonly_fields = fields
@@ -54,7 +49,7 @@ class ReconciliationLineInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(ReconciliationImport)
-class ReconciliationImportAdmin(EntitledAdminMixin, admin.ModelAdmin):
+class ReconciliationImportAdmin(EntitledAdminMixin, UsdFieldsMixin, admin.ModelAdmin):
     """Upload a bill for a tenant (the same service as the API); imports are read-only after."""
 
     entitlement = INVOICE_RECONCILIATION

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import models
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -14,15 +15,13 @@ from controlplane.audit.models import (
     OutboxEvent,
     WebhookEndpoint,
 )
-from controlplane.audit.services import checkpoint_create, ledger_verify_record
-
-
-def ledger_status() -> dict:
-    """Last signed checkpoint and last recorded verification (cheap: two indexed reads)."""
-    return {
-        "last_checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
-        "last_verification": LedgerVerification.objects.order_by("-created_at").first(),
-    }
+from controlplane.audit.selectors import ledger_status
+from controlplane.audit.services import (
+    checkpoint_create,
+    ledger_verify_record,
+    webhook_endpoint_delete,
+    webhook_endpoint_save,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -121,12 +120,25 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ["url", "tenant", "active", "event_types", "created_at"]
     list_filter = ["active", "tenant"]
     search_fields = ["url", "tenant__slug"]
+    list_select_related = ["tenant"]
     readonly_fields = ["id", "created_at", "updated_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def save_model(self, request, obj, form, change):
+        webhook_endpoint_save(endpoint=obj)
+
+    def delete_model(self, request, obj):
+        webhook_endpoint_delete(endpoint=obj)
+
+    def delete_queryset(self, request, queryset):
+        for endpoint in queryset:
+            webhook_endpoint_delete(endpoint=endpoint)
 
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "id", "tenant", "event_type", "dispatched_at"]
+    list_select_related = ["tenant"]
     list_filter = ["event_type"]
     search_fields = ["id", "event_type"]
 

@@ -174,10 +174,49 @@ def ledger_verify_record(*, trigger: str, tenant_id: str | None = None):
     return report
 
 
+def _endpoint_payload(endpoint) -> dict[str, Any]:
+    # Never the signing secret: the ledger is exported and read widely.
+    return {
+        "endpoint": endpoint.id,
+        "url": endpoint.url,
+        "event_types": list(endpoint.event_types or []),
+        "active": endpoint.active,
+    }
+
+
+@transaction.atomic
+def webhook_endpoint_save(*, endpoint):
+    """Create or change a tenant's webhook endpoint, with its ledger entry."""
+    from controlplane.audit.models import WebhookEndpoint
+
+    created = endpoint._state.adding or not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+    endpoint.save()
+    ledger_append_control(
+        tenant_id=endpoint.tenant_id,
+        kind="webhook_endpoint.created" if created else "webhook_endpoint.changed",
+        payload=_endpoint_payload(endpoint),
+    )
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint) -> None:
+    """Stop delivering to an endpoint (its delivery records go with it; the events stay)."""
+    payload = _endpoint_payload(endpoint)
+    endpoint.delete()
+    ledger_append_control(
+        tenant_id=endpoint.tenant_id,
+        kind="webhook_endpoint.deleted",
+        payload=payload,
+    )
+
+
 __all__ = [
     "GENESIS_HASH",
     "checkpoint_create",
     "ledger_append",
     "ledger_append_control",
     "ledger_verify_record",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_save",
 ]

@@ -5,15 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db import transaction
 
 from controlplane.core.admin import ShownOnceAdminMixin
 from controlplane.core.errors import TollgateError
 from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
-from controlplane.identity.services.groups import (
-    approver_group_members_set,
-    approver_group_record,
-)
+from controlplane.identity.services.groups import approver_group_delete, approver_group_save
 from controlplane.identity.services.tokens import (
     scim_token_issue,
     scim_token_revoke,
@@ -32,6 +28,18 @@ class ApproverGroupForm(forms.ModelForm):
         tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
         members = data.get("members")
         if tenant is None or members is None:
+            return data
+        outsiders = [
+            user.get_username()
+            for user in members
+            if not user.memberships.filter(tenant=tenant).exists()
+        ]
+        if outsiders:
+            self.add_error(
+                "members",
+                f"Not members of this tenant: {', '.join(outsiders)}. Add them to the tenant "
+                "first (Memberships); a group grants authority only to members.",
+            )
             return data
         # Approvers are the distinct people in any of the tenant's groups (the plan's limit).
         other_groups = ApproverGroup.objects.filter(tenant=tenant).exclude(pk=self.instance.pk)
@@ -56,30 +64,40 @@ class ApproverGroupAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "external_id", "member_count", "updated_at"]
     list_filter = ["tenant"]
     search_fields = ["name", "external_id", "tenant__slug"]
+    list_select_related = ["tenant"]
     filter_horizontal = ["members"]
     readonly_fields = ["id", "created_at", "updated_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "tenant"] if obj is not None else self.readonly_fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members")
+
     @admin.display(description="members")
     def member_count(self, obj):
-        return obj.members.count()
+        return len(obj.members.all())
 
     def save_model(self, request, obj, form, change):
-        obj._renamed_from = form.initial.get("name") if change else None
-        obj.save()
-
-    @transaction.atomic
-    def save_related(self, request, form, formsets, change):
-        group = form.instance
-        wanted = {user.pk for user in form.cleaned_data.get("members", [])}
-        added, removed = approver_group_members_set(group=group, user_ids=wanted)
-        approver_group_record(
-            group=group,
-            created=not change,
-            via="admin",
-            added=added,
-            removed=removed,
-            renamed_from=getattr(group, "_renamed_from", None),
+        data = form.cleaned_data
+        saved = approver_group_save(
+            tenant=obj.tenant,
+            name=data["name"],
+            external_id=data.get("external_id") or "",
+            members=data.get("members"),
+            group=obj if change else None,
         )
+        obj.pk = saved.pk
+
+    def save_related(self, request, form, formsets, change):
+        return  # members were set by the service (with its ledger entry)
+
+    def delete_model(self, request, obj):
+        approver_group_delete(group=obj)
+
+    def delete_queryset(self, request, queryset):
+        for group in queryset:
+            approver_group_delete(group=group)
 
 
 _ISSUED = "admin/identity/scimtoken_issued.html"
@@ -161,9 +179,11 @@ class ScimTokenAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
+        count = 0
         for token in queryset:
             scim_token_revoke(token=token)
-        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+            count += 1
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
 
 
 @admin.register(ScimUser)

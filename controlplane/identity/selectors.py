@@ -12,15 +12,30 @@ from controlplane.identity.models import ApproverGroup, ScimUser
 GroupMembership = ApproverGroup.members.through
 
 
-def user_group_names(*, tenant_id: str, user_id: int, names: Iterable[str]) -> set[str]:
-    """Which of ``names`` are approver groups of this tenant that the user belongs to."""
+def user_group_names(
+    *, tenant_id: str, user_id: int | None, names: Iterable[str] | None = None
+) -> set[str]:
+    """The tenant's approver groups the user belongs to (only those in ``names`` when given)."""
+    if user_id is None:
+        return set()
+    groups = ApproverGroup.objects.filter(tenant_id=tenant_id, members__id=user_id)
+    if names is not None:
+        wanted = list(names)
+        if not wanted:
+            return set()
+        groups = groups.filter(name__in=wanted)
+    return set(groups.values_list("name", flat=True))
+
+
+def existing_group_names(*, tenant_id: str, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` are approver groups of this tenant."""
     wanted = list(names)
-    if not wanted or user_id is None:
+    if not wanted:
         return set()
     return set(
-        ApproverGroup.objects.filter(
-            tenant_id=tenant_id, name__in=wanted, members__id=user_id
-        ).values_list("name", flat=True)
+        ApproverGroup.objects.filter(tenant_id=tenant_id, name__in=wanted).values_list(
+            "name", flat=True
+        )
     )
 
 

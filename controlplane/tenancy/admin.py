@@ -26,9 +26,12 @@ class TenantAdmin(admin.ModelAdmin):
             return [*self.readonly_fields, "slug", "lifecycle"]
         return [*self.readonly_fields, "lifecycle"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # tenants end by the Terminate action; their history stays
+
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name", "updated_at"])
+            services.tenant_rename(tenant=obj, name=obj.name)
             return
         created = services.tenant_create(slug=obj.slug, name=obj.name)
         obj.pk = created.pk
@@ -69,9 +72,12 @@ class ProjectAdmin(admin.ModelAdmin):
             return [*self.readonly_fields, "tenant", "slug"]
         return self.readonly_fields
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # budgets, decisions and keys refer to it; the API has no delete either
+
     def save_model(self, request, obj, form, change):
         if change:
-            obj.save(update_fields=["name", "updated_at"])
+            services.project_rename(project=obj, name=obj.name)
             return
         created = services.project_create(tenant=obj.tenant, slug=obj.slug, name=obj.name)
         obj.pk = created.pk
@@ -86,9 +92,24 @@ class MembershipAdmin(admin.ModelAdmin):
     list_select_related = ["user", "tenant"]
     readonly_fields = ["id", "created_at", "updated_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Changing who or where would be a different membership: remove and add instead.
+        return (
+            [*self.readonly_fields, "user", "tenant"] if obj is not None else self.readonly_fields
+        )
+
     def save_model(self, request, obj, form, change):
         saved = services.membership_set(tenant=obj.tenant, user=obj.user, role=obj.role)
         obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.membership_remove(tenant=obj.tenant, user=obj.user, reason="admin")
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            services.membership_remove(
+                tenant=membership.tenant, user=membership.user, reason="admin"
+            )
 
 
 class ApiKeyIssueForm(forms.ModelForm):
@@ -195,6 +216,8 @@ class ApiKeyAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
+        count = 0
         for api_key in queryset:
             services.api_key_revoke(api_key=api_key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+            count += 1
+        self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)

@@ -67,6 +67,19 @@ def tenant_set_lifecycle(*, tenant: Tenant, lifecycle: str) -> Tenant:
     return tenant
 
 
+@transaction.atomic
+def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
+    """Change a tenant's display name (the slug never changes)."""
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.name != name:
+        previous, tenant.name = tenant.name, name
+        tenant.save(update_fields=["name", "updated_at"])
+        ledger_append_control(
+            tenant_id=tenant.id, kind="tenant.renamed", payload={"from": previous, "to": name}
+        )
+    return tenant
+
+
 def project_create(*, tenant: Tenant, slug: str, name: str | None = None) -> Project:
     """Create a project whose slug is unique within the tenant."""
     try:
@@ -91,6 +104,21 @@ def project_create(*, tenant: Tenant, slug: str, name: str | None = None) -> Pro
             errors=[{"field": "slug", "message": "Already taken.", "code": "unique"}],
         ) from exc
     log.info("project_created", tenant=tenant.id, project=project.id, slug=slug)
+    return project
+
+
+@transaction.atomic
+def project_rename(*, project: Project, name: str) -> Project:
+    """Change a project's display name (the slug never changes)."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    if project.name != name:
+        previous, project.name = project.name, name
+        project.save(update_fields=["name", "updated_at"])
+        ledger_append_control(
+            tenant_id=project.tenant_id,
+            kind="project.renamed",
+            payload={"project": project.id, "from": previous, "to": name},
+        )
     return project
 
 

@@ -22,7 +22,7 @@ from controlplane.tenancy.permissions import HasRequiredScopes
 from enforcement import scopes
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import ApprovalRequest, ApprovalToken
-from enforcement.selectors import approvals_for_approver
+from enforcement.selectors import approvals_for_approver, with_approval_details
 from enforcement.services import approvals as approval_services
 from enforcement.services import continuation
 from enforcement.services import tokens as token_services
@@ -69,10 +69,17 @@ class ApprovalOut(serializers.Serializer):
     token_consumed_at = serializers.DateTimeField(allow_null=True)
 
 
+def _token_record(approval: ApprovalRequest) -> ApprovalToken | None:
+    try:
+        return approval.token  # select_related / cached by with_approval_details
+    except ApprovalToken.DoesNotExist:
+        return None
+
+
 def approval_body(approval: ApprovalRequest, *, token: str | None = None) -> dict:
     decision = approval.decision
-    votes = list(approval.votes.select_related("user"))
-    record = ApprovalToken.objects.filter(request=approval).first()
+    votes = list(approval.votes.all())
+    record = _token_record(approval)
     return {
         "id": approval.id,
         "status": approval.state,
@@ -170,7 +177,7 @@ class ApprovalAPIView(TenantScopedAPIView):
     permission_classes = [ApiKeyOrSession]
 
     def base_queryset(self):
-        return ApprovalRequest.objects.select_related("decision__project")
+        return with_approval_details(ApprovalRequest.objects.all())
 
     @property
     def tenant(self) -> Tenant:
@@ -188,7 +195,8 @@ class ApprovalAPIView(TenantScopedAPIView):
         raise TollgateError(
             EnforcementErrorCode.APPROVER_IDENTITY_REQUIRED,
             "Approvals are decided by people: this API key is not bound to a user.",
-            remediation="Use a key issued with `user` set (ApiKey.user), or the dashboard.",
+            remediation="Use a personal key (dashboard: My API keys, or `manage.py "
+            "create_api_key --user`), or sign in to the dashboard.",
             status=403,
         )
 
@@ -247,9 +255,9 @@ class ApprovalListView(ApprovalAPIView):
                 f"`status` must be one of {', '.join(STATUSES)}.",
                 errors=[{"field": "status", "message": "Invalid choice.", "code": "invalid"}],
             )
-        queryset = approvals_for_approver(
-            tenant=self.tenant, user=self.actor(), status=wanted
-        ).select_related("decision__project")
+        queryset = with_approval_details(
+            approvals_for_approver(tenant=self.tenant, user=self.actor(), status=wanted)
+        )
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response([approval_body(a) for a in page])
 
@@ -263,6 +271,8 @@ class ApprovalDetailView(ApprovalAPIView):
         approval = self.get_object()
         api_key = request.auth if isinstance(request.auth, ApiKey) else None
         token = token_services.approval_token_retrieve(approval=approval, api_key=api_key)
+        if token is not None:
+            approval = self.get_object()  # the hand-over may just have set token_retrieved_at
         return Response(approval_body(approval, token=token))
 
 

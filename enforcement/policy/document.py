@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,11 @@ from controlplane.core.canonical import canonical_json, sha256_hex
 from enforcement.policy.schema import DEFAULT_DOCUMENT, POLICY_SCHEMA
 
 CEL_VARIABLES = frozenset({"request", "context", "budget"})
+# ``request.resource`` always has exactly these keys (see evaluate.activation); anything else a
+# caller describes goes in ``resource.attributes``.
+RESOURCE_FIELDS = frozenset({"type", "id", "attributes"})
+_RESOURCE_ACCESS = re.compile(r"\brequest\.resource\.([A-Za-z_][A-Za-z0-9_]*)")
+_RESOURCE_MEMBER = re.compile(r"""['"]([^'"]*)['"]\s+in\s+request\.resource\b(?!\s*\.)""")
 _VALIDATOR = jsonschema.Draft202012Validator(POLICY_SCHEMA)
 
 
@@ -109,6 +115,22 @@ def _merge_defaults(document: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _resource_field_issue(when: str, path: str) -> Issue | None:
+    """A rule reading a resource field that is never there (it would fail or never match)."""
+    names = [m for m in _RESOURCE_ACCESS.findall(when) if m not in RESOURCE_FIELDS]
+    names += [m for m in _RESOURCE_MEMBER.findall(when) if m not in RESOURCE_FIELDS]
+    if not names:
+        return None
+    name = names[0]
+    return Issue(
+        path,
+        f"request.resource has only type, id and attributes, so {name!r} is never there; "
+        f"gate calls send it in resource.attributes: use "
+        f"'{name}' in request.resource.attributes && request.resource.attributes.{name}.",
+        "cel_unknown_field",
+    )
+
+
 def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
     seen: dict[str, int] = {}
     for index, rule in enumerate(document.get("rules", [])):
@@ -136,6 +158,10 @@ def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[I
                     "cel_unknown_variable",
                 )
             )
+            continue
+        resource_issue = _resource_field_issue(rule["when"], f"{base}.when")
+        if resource_issue is not None:
+            errors.append(resource_issue)
             continue
         if not program.variables():
             try:

@@ -36,6 +36,15 @@ def _usd_value(text: str | None) -> float | None:
     return None if text is None else float(text)
 
 
+def _resource(resource: dict[str, Any]) -> dict[str, Any]:
+    """Always type, id and attributes (a map), so rules can test attributes without has()."""
+    return {
+        "type": resource.get("type") or "",
+        "id": resource.get("id") or "",
+        "attributes": resource.get("attributes") or {},
+    }
+
+
 def activation(
     *,
     request: engine.DecisionRequest,
@@ -50,7 +59,7 @@ def activation(
         "environment": request.environment,
         "env_class": str(request.env_class),
         "action": record.get("action", ""),
-        "resource": record.get("resource") or {},
+        "resource": _resource(record.get("resource") or {}),
         "labels": record.get("labels") or {},
         "requester": record.get("requester", ""),
         "amount_usd": _usd(request.amount),

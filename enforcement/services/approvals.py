@@ -152,34 +152,57 @@ def is_requester(approval: ApprovalRequest, user) -> bool:
     return bool(named) and named in identities - {""}
 
 
-def authority_error(approval: ApprovalRequest, user) -> TollgateError | None:
-    """Why this user may not vote on this request (None when they may)."""
+@dataclass(frozen=True)
+class ApproverIdentity:
+    """What authority over a tenant's requests depends on, read once per user and tenant."""
+
+    user: Any
+    role: str | None  # membership role; None when not an (active) member
+    groups: frozenset[str]  # the tenant's approver groups the user belongs to
+
+
+def approver_identity(*, tenant_id: str, user) -> ApproverIdentity:
+    """Two reads whatever the number of requests judged with it afterwards."""
+    if user is None or not user.is_active:
+        return ApproverIdentity(user=user, role=None, groups=frozenset())
+    role = (
+        Membership.objects.filter(tenant_id=tenant_id, user_id=user.pk)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role is None:
+        return ApproverIdentity(user=user, role=None, groups=frozenset())
+    return ApproverIdentity(
+        user=user,
+        role=role,
+        groups=frozenset(user_group_names(tenant_id=tenant_id, user_id=user.pk)),
+    )
+
+
+def authority_problem(
+    approval: ApprovalRequest, identity: ApproverIdentity
+) -> TollgateError | None:
+    """Why this identity may not vote on this request (None when it may). No database access."""
     routing = approval.routing or {}
     roles = list(routing.get("roles") or [])
     groups = list(routing.get("groups") or [])
-    membership = (
-        Membership.objects.filter(tenant_id=approval.tenant_id, user_id=user.pk).first()
-        if user is not None and user.is_active
-        else None
-    )
-    if membership is None:
+    if identity.role is None:
         return TollgateError(
             EnforcementErrorCode.APPROVER_NOT_AUTHORIZED,
             "You are not a member of this tenant.",
             remediation="Ask a tenant owner to add you as a member.",
             status=403,
         )
-    in_groups = user_group_names(tenant_id=approval.tenant_id, user_id=user.pk, names=groups)
-    if membership.role not in roles and not in_groups:
+    if identity.role not in roles and not identity.groups.intersection(groups):
         return TollgateError(
             EnforcementErrorCode.APPROVER_NOT_AUTHORIZED,
             f"The routing of this request names roles {roles} and approver groups {groups}; "
-            f"your role is {membership.role!r} and you are in none of those groups.",
+            f"your role is {identity.role!r} and you are in none of those groups.",
             remediation="Ask someone the routing names, or an owner to add you to an approver group.",
             status=403,
             extra={"routing": {"roles": roles, "groups": groups}},
         )
-    if routing.get("separate_from_requester") and is_requester(approval, user):
+    if routing.get("separate_from_requester") and is_requester(approval, identity.user):
         return TollgateError(
             EnforcementErrorCode.APPROVER_IS_REQUESTER,
             "You requested this spend; separation of duties requires another approver.",
@@ -187,6 +210,11 @@ def authority_error(approval: ApprovalRequest, user) -> TollgateError | None:
             status=403,
         )
     return None
+
+
+def authority_error(approval: ApprovalRequest, user) -> TollgateError | None:
+    """Why this user may not vote on this request (None when they may)."""
+    return authority_problem(approval, approver_identity(tenant_id=approval.tenant_id, user=user))
 
 
 def _resolved(approval: ApprovalRequest) -> TollgateError:

@@ -12,6 +12,7 @@ from controlplane.audit.outbox import outbox_enqueue
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
+from controlplane.identity.selectors import existing_group_names
 from controlplane.tenancy.models import Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Policy
@@ -53,6 +54,49 @@ def validate_policy_input(
     return result.document, [w.to_dict() for w in result.warnings], source
 
 
+UNKNOWN_GROUP = "unknown_approver_group"
+
+
+def _routings(document: dict) -> list[tuple[str, dict]]:
+    """(field path, approvers) of every routing in a normalised document."""
+    found = [("approval.approvers", document.get("approval", {}).get("approvers") or {})]
+    for index, rule in enumerate(document.get("rules", [])):
+        if rule.get("approvers"):
+            found.append((f"rules[{index}].approvers", rule["approvers"]))
+    return found
+
+
+def routing_group_warnings(*, tenant: Tenant, document: dict) -> list[dict]:
+    """Warnings for routings that name approver groups this tenant does not have.
+
+    A warning, not an error: SCIM may create the group later. When a routing names no role
+    either, nobody at all can decide what it routes, and the message says so.
+    """
+    routings = _routings(document)
+    named = {g for _, approvers in routings for g in approvers.get("groups", [])}
+    existing = existing_group_names(tenant_id=tenant.pk, names=named)
+    warnings = []
+    for path, approvers in routings:
+        missing = [g for g in approvers.get("groups", []) if g not in existing]
+        if not missing:
+            continue
+        roles = approvers.get("roles") or []
+        consequence = (
+            f"only the roles {', '.join(roles)} can decide what it routes"
+            if roles
+            else "nobody can decide what it routes: such requests wait until they expire"
+        )
+        warnings.append(
+            {
+                "field": f"{path}.groups",
+                "message": f"Approver group(s) {', '.join(missing)} do not exist in this tenant; "
+                f"{consequence}. Create them (admin: Approver groups, or SCIM) or fix the names.",
+                "code": UNKNOWN_GROUP,
+            }
+        )
+    return warnings
+
+
 def _lock_tenant(tenant: Tenant) -> None:
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True).first()
 
@@ -87,7 +131,7 @@ def policy_create_draft(
         source_text=source,
         source_format="json" if "json" in content_type else "yaml",
         sha256=document_sha256(document),
-        warnings=warnings,
+        warnings=[*warnings, *routing_group_warnings(tenant=tenant, document=document)],
         description=description or document.get("description", "")[:500],
         created_by=created_by,
     )
@@ -150,7 +194,12 @@ def policy_publish(
     target.state = Policy.State.PUBLISHED
     target.published_at = now
     target.published_by = published_by
-    target.save(update_fields=["state", "published_at", "published_by"])
+    # Groups may have been created (or removed) since the draft: warn about the state at publish.
+    target.warnings = [
+        *(w for w in target.warnings if w.get("code") != UNKNOWN_GROUP),
+        *routing_group_warnings(tenant=tenant, document=target.document),
+    ]
+    target.save(update_fields=["state", "published_at", "published_by", "warnings"])
     payload = {
         "policy": target.id,
         "version": target.version,

@@ -389,7 +389,13 @@ def token_verify(
 
 
 def approval_token_retrieve(*, approval: ApprovalRequest, api_key) -> str | None:
-    """Hand the token to the API key that made the gate call, once; None otherwise."""
+    """The token for the API key that made the gate call while it is unused; None otherwise.
+
+    Handed out on every ask (gate replay or GET) until it is consumed or expires, so a lost
+    response or a status check never strands the pipeline: the token is bound to this tenant,
+    the request's fingerprint and one use, and this key may continue the request anyway. The
+    first hand-over is recorded (``retrieved_at`` and an ``approval.token_retrieved`` entry).
+    """
     if api_key is None or approval.requester_api_key_id != getattr(api_key, "pk", None):
         return None
     record = ApprovalToken.objects.filter(request=approval).select_related("signing_key").first()
@@ -397,14 +403,15 @@ def approval_token_retrieve(*, approval: ApprovalRequest, api_key) -> str | None
         return None
     with transaction.atomic():
         now = db_now()
-        taken = ApprovalToken.objects.filter(pk=record.pk, retrieved_at__isnull=True).update(
+        if record.expires_at <= now:
+            return None
+        first = ApprovalToken.objects.filter(pk=record.pk, retrieved_at__isnull=True).update(
             retrieved_at=now
         )
-        if taken != 1:
-            return None
-        ledger_append_control(
-            tenant_id=approval.tenant_id,
-            kind="approval.token_retrieved",
-            payload={"approval": approval.id, "jti": record.jti, "api_key": api_key.pk},
-        )
+        if first == 1:
+            ledger_append_control(
+                tenant_id=approval.tenant_id,
+                kind="approval.token_retrieved",
+                payload={"approval": approval.id, "jti": record.jti, "api_key": api_key.pk},
+            )
     return token_string(record)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from billing import catalog
 from billing.models import Plan
@@ -137,7 +136,7 @@ def test_byok_provider_limit(tenant):
 
 def test_approver_limit_in_the_admin(tenant, admin_client):
     tenant_plan_set(tenant=tenant, plan="free")  # 1 approver
-    users = [get_user_model().objects.create_user(f"u{i}") for i in range(2)]
+    users = [factories.make_member(tenant, f"u{i}") for i in range(2)]  # groups hold members
     ApproverGroup.objects.create(tenant=tenant, name="finops").members.add(users[0])
     response = admin_client.post(
         "/admin/identity/approvergroup/add/",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -400,12 +401,12 @@ def test_ci_rerun_with_token_continues_and_is_idempotent(client_a, tenant, budge
     key = f"ci-run-{uuid.uuid4().hex[:8]}"
     answer, token = approved_token(tenant, client_a, key=key)
     # Re-running the same CI step without the token replays the stored REQUIRE_APPROVAL with
-    # the live approval status, and hands the requester key the token exactly once.
+    # the live approval status, and hands the requester key the token until it is used.
     replay = gate(client_a, key=key)
     assert replay.status_code == 200 and replay.json()["outcome"] == "REQUIRE_APPROVAL"
     assert replay.json()["approval"]["status"] == "approved"
     assert replay.json()["approval"]["token"] == token
-    assert gate(client_a, key=key).json()["approval"]["token"] is None
+    assert gate(client_a, key=key).json()["approval"]["token"] == token  # a retried poll
 
     rerun = gate(client_a, key=key, approval_token=token)
     assert rerun.status_code == 201, rerun.content
@@ -434,6 +435,8 @@ def test_ci_rerun_with_token_continues_and_is_idempotent(client_a, tenant, budge
     period = BudgetPeriod.objects.get(budget=budget)
     assert period.reserved_micros == 0 and period.spent_micros == 140_000_000
     assert "approval.token_consumed" in control_kinds(tenant)
+    assert control_kinds(tenant).count("approval.token_retrieved") == 1  # the first hand-over
+    assert gate(client_a, key=key).json()["approval"]["token"] is None  # used: never again
     assert verify_ledger(tenant_id=tenant.id).ok
 
 
@@ -454,7 +457,7 @@ def test_token_for_another_request_is_rejected_by_the_gate(client_a, tenant, bud
     assert "fingerprint" in body["detail"]
 
 
-def test_requester_key_fetches_the_token_once(client_a, tenant, budget):
+def test_requester_key_fetches_the_token_until_it_is_used(client_a, tenant, budget):
     key = uuid.uuid4().hex
     answer = pending_approval(client_a, key=key)
     approval_id = answer["approval"]["id"]
@@ -465,9 +468,31 @@ def test_requester_key_fetches_the_token_once(client_a, tenant, budget):
     first = client_a.get(f"/api/v1/approvals/{approval_id}").json()
     assert first["token"] == voted["token"]  # deterministic re-signing of the stored claims
     assert first["token_retrieved_at"] is not None
-    assert client_a.get(f"/api/v1/approvals/{approval_id}").json()["token"] is None
+    # A status check (GET) does not use it up: the pipeline's poll still gets it.
+    second = client_a.get(f"/api/v1/approvals/{approval_id}").json()
+    assert second["token"] == voted["token"]
+    assert second["token_retrieved_at"] == first["token_retrieved_at"]
+    assert gate(client_a, key=key).json()["approval"]["token"] == voted["token"]
     other_key = factories.user_client(tenant, owner)
     assert other_key.get(f"/api/v1/approvals/{approval_id}").json()["token"] is None
+    # Once consumed, nobody gets it again.
+    assert gate(client_a, key=key, approval_token=voted["token"]).status_code == 201
+    assert client_a.get(f"/api/v1/approvals/{approval_id}").json()["token"] is None
+
+
+def test_expired_token_is_not_handed_out(client_a, tenant, budget):
+    from enforcement.models import ApprovalToken
+
+    key = uuid.uuid4().hex
+    answer = pending_approval(client_a, key=key)
+    owner = factories.make_member(tenant, "owner7", "owner")
+    approve(factories.user_client(tenant, owner), answer["approval"]["id"])
+    record = ApprovalToken.objects.get(request_id=answer["approval"]["id"])
+    ApprovalToken.objects.filter(pk=record.pk).update(
+        issued_at=record.issued_at - timedelta(days=3),
+        expires_at=record.issued_at - timedelta(days=2),
+    )
+    assert gate(client_a, key=key).json()["approval"]["token"] is None
 
 
 def test_admin_actions_call_the_services(client, tenant, client_a, budget):
@@ -569,3 +594,42 @@ def _approval(tenant):
         ),
     )
     return ApprovalRequest.objects.get(pk=result.response["approval"]["id"])
+
+
+def test_pending_list_costs_a_fixed_number_of_queries(client_a, tenant, budget):
+    """One selector for the API list and the dashboard queue: 1 pending or 12, same queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    group = ApproverGroup.objects.create(tenant=tenant, name="finops")
+    approver = factories.make_member(tenant, "counted", "member")
+    group.members.add(approver)
+    approver_client = factories.user_client(tenant, approver)
+
+    def listed_queries() -> tuple[int, int]:
+        approver_client.get("/api/v1/approvals")  # the key's last-use stamp is written once
+        with CaptureQueriesContext(connection) as queries:
+            response = approver_client.get("/api/v1/approvals?status=pending")
+        assert response.status_code == 200
+        return len(response.json()["results"]), len(queries)
+
+    # Routed to the group by the policy's default approvers.
+    from tests.enforcement.helpers import publish_policy
+
+    publish_policy(
+        tenant,
+        {
+            "version": 1,
+            "approval": {
+                "threshold_usd": "10",
+                "approvers": {"groups": ["finops"], "roles": ["owner"]},
+            },
+        },
+    )
+    pending_approval(client_a, estimated_cost_usd="20.00")
+    one, one_queries = listed_queries()
+    for _ in range(11):
+        pending_approval(client_a, estimated_cost_usd="20.00")
+    many, many_queries = listed_queries()
+    assert (one, many) == (1, 12)
+    assert many_queries == one_queries

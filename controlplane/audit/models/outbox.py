@@ -85,6 +85,7 @@ class OutboxDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "outbox deliveries"
         ordering = ["next_attempt_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["event", "endpoint"], name="outbox_delivery_unique"),

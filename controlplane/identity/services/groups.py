@@ -8,12 +8,15 @@ Members an operator added in the admin without a SCIM identity are not SCIM memb
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
 
 from controlplane.audit.services import ledger_append_control
+from controlplane.core.errors import TollgateError
+from controlplane.identity.errors import IdentityErrorCode
 from controlplane.identity.models import ApproverGroup, ScimUser
 from controlplane.identity.representations import group_body, version
 from controlplane.identity.scim import errors
@@ -106,6 +109,69 @@ def approver_group_record(
     log.info("approver_group_written", tenant=group.tenant_id, group=group.id, via=via)
 
 
+def approver_group_save(
+    *,
+    tenant: Tenant,
+    name: str,
+    external_id: str = "",
+    members: Iterable | None = None,
+    group: ApproverGroup | None = None,
+    via: str = "admin",
+) -> ApproverGroup:
+    """Create a group, or rename / re-key it; ``members`` (when given) replaces its members.
+
+    The write path of the admin and the demo (SCIM documents go through ``_write``); one ledger
+    entry names who joined and who left.
+    """
+    try:
+        with transaction.atomic():
+            if group is None:
+                group = ApproverGroup.objects.create(
+                    tenant=tenant, name=name, external_id=external_id
+                )
+                created, previous_name = True, None
+            else:
+                group = ApproverGroup.objects.select_for_update().get(pk=group.pk)
+                created, previous_name = False, group.name
+                group.name, group.external_id = name, external_id
+                group.save(update_fields=["name", "external_id", "updated_at"])
+            added, removed = [], []
+            if members is not None:
+                added, removed = approver_group_members_set(
+                    group=group, user_ids={user.pk for user in members}
+                )
+            approver_group_record(
+                group=group,
+                created=created,
+                via=via,
+                added=added,
+                removed=removed,
+                renamed_from=previous_name,
+            )
+    except IntegrityError as exc:
+        raise TollgateError(
+            IdentityErrorCode.APPROVER_GROUP_EXISTS,
+            f"This tenant already has an approver group named {name!r} (or that external id).",
+            remediation="Use the existing group, or choose another name.",
+            status=409,
+        ) from exc
+    return group
+
+
+@transaction.atomic
+def approver_group_delete(*, group: ApproverGroup, via: str = "admin") -> None:
+    """Delete the approver group: routing that names it finds no approvers there any more."""
+    members = sorted(group.members.values_list("pk", flat=True))
+    group_id, name = group.pk, group.name
+    ApproverGroup.objects.filter(pk=group_id).delete()
+    ledger_append_control(
+        tenant_id=group.tenant_id,
+        kind="approver_group.deleted",
+        payload={"group": group_id, "name": name, "via": via, "members": members},
+    )
+    log.info("approver_group_deleted", tenant=group.tenant_id, group=group_id, via=via)
+
+
 def _write(group: ApproverGroup, doc: dict, *, created: bool) -> ApproverGroup:
     validate(GROUP, doc)
     tenant = group.tenant
@@ -192,14 +258,5 @@ def scim_group_patch(
 
 @transaction.atomic
 def scim_group_delete(*, tenant: Tenant, group_id: str, if_match: str | None) -> None:
-    """Delete the approver group: routing that names it finds no approvers there any more."""
-    group = _locked(tenant, group_id, if_match)
-    members = sorted(group.members.values_list("pk", flat=True))
-    name = group.name
-    group.delete()
-    ledger_append_control(
-        tenant_id=tenant.id,
-        kind="approver_group.deleted",
-        payload={"group": group_id, "name": name, "via": "scim", "members": members},
-    )
-    log.info("approver_group_deleted", tenant=tenant.id, group=group_id)
+    """Delete the approver group (SCIM DELETE /Groups/{id})."""
+    approver_group_delete(group=_locked(tenant, group_id, if_match), via="scim")

@@ -19,7 +19,7 @@ SEED_DEMO_HOOKS: list = []
 # limits and entitlements decide what the rest may create).
 SEED_DEMO_TENANT_HOOKS: list = []
 
-DEMO_PROJECTS = [("payments", "Payments"), ("platform", "Platform")]
+DEMO_PROJECTS = [("payments", "Payments"), ("platform", "Platform"), ("ml", "Machine learning")]
 
 
 class Command(BaseCommand):

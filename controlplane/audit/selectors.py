@@ -1,0 +1,34 @@
+"""Ledger reads used by the admin, the API and the dashboard."""
+
+from __future__ import annotations
+
+from controlplane.audit.models import LedgerChain, LedgerCheckpoint, LedgerEntry, LedgerVerification
+
+
+def ledger_status(*, tenant_id: str | None = None) -> dict:
+    """Last signed checkpoint and last recorded verification (cheap: two indexed reads).
+
+    With a tenant, the last verification that covered it (its own, or one of every tenant).
+    """
+    verifications = LedgerVerification.objects.order_by("-created_at")
+    if tenant_id is not None:
+        verifications = verifications.filter(tenant_id__in=[tenant_id, ""])
+    return {
+        "last_checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
+        "last_verification": verifications.first(),
+    }
+
+
+def tenant_chains(*, tenant_id: str) -> list[LedgerChain]:
+    """The tenant's chains with their heads (control chain first, then budget periods)."""
+    return sorted(
+        LedgerChain.objects.filter(tenant_id=tenant_id),
+        key=lambda chain: (not chain.id.startswith("control:"), chain.id),
+    )
+
+
+def recent_entries(*, tenant_id: str, limit: int = 20) -> list[LedgerEntry]:
+    """The tenant's latest ledger entries, newest first."""
+    return list(
+        LedgerEntry.objects.filter(tenant_id=tenant_id).order_by("-recorded_at", "-seq")[:limit]
+    )

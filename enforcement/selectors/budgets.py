@@ -1,0 +1,130 @@
+"""Budgets as operators read them: current period, utilisation, burn rate, forecast.
+
+Three queries whatever the number of budgets: the budgets, their current periods, and the
+month's spend rollups of the tenant (scoped per budget in Python).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Sum
+
+from enforcement.context import compute_context
+from enforcement.models import Budget, BudgetPeriod, SpendRollup
+from enforcement.periods import period_bounds
+
+# Utilisation bands for colour: below 80 % fine, up to 100 % near the limit, then over.
+WARN_AT = 0.8
+OVER_AT = 1.0
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    budget: Budget
+    period_start: date
+    period_end: date  # exclusive
+    limit: int
+    reserved: int
+    spent: int
+    burn_rate_daily: int
+    forecast: int
+    risk_class: str
+
+    @property
+    def available(self) -> int:
+        return self.limit - self.reserved - self.spent
+
+    @property
+    def utilisation(self) -> float:
+        """(spent + reserved) / limit; 1.0 and above is at or over the limit."""
+        used = self.spent + self.reserved
+        return used / self.limit if self.limit else (1.0 if used else 0.0)
+
+    @property
+    def level(self) -> str:
+        """``ok`` | ``near`` | ``over``: the threshold colour of the utilisation bar."""
+        if self.utilisation >= OVER_AT:
+            return "over"
+        return "near" if self.utilisation >= WARN_AT else "ok"
+
+
+def _in_scope(budget: Budget, project_id: str, environment: str) -> bool:
+    if budget.project_id is None:
+        return True
+    if budget.project_id != project_id:
+        return False
+    return not budget.environment or budget.environment == environment
+
+
+def budget_lines(*, tenant, today: date) -> list[BudgetLine]:
+    """Every budget of the tenant with its current period (a period not yet opened reads 0)."""
+    budgets = list(Budget.objects.for_tenant(tenant).select_related("project").order_by("id"))
+    if not budgets:
+        return []
+    month_start, month_end = period_bounds("monthly", today)
+    periods = {
+        (p.budget_id, p.period_start): p
+        for p in BudgetPeriod.objects.for_tenant(tenant).filter(
+            budget_id__in=[b.id for b in budgets], period_start__in={month_start, today}
+        )
+    }
+    rollups = list(
+        SpendRollup.objects.filter(
+            tenant=tenant, day__gte=month_start, day__lt=month_end
+        ).values_list("project_id", "environment", "day", "spent_micros")
+    )
+    lines = []
+    for budget in budgets:
+        start, end = period_bounds(budget.period, today)
+        period = periods.get((budget.id, start))
+        limit = period.limit_micros if period else budget.limit_micros
+        reserved = period.reserved_micros if period else 0
+        spent = period.spent_micros if period else 0
+        per_day: dict[date, int] = defaultdict(int)
+        for project_id, environment, day, amount in rollups:
+            if start <= day < end and _in_scope(budget, project_id, environment):
+                per_day[day] += amount
+        ctx = compute_context(
+            daily_spend=per_day,
+            period_start=start,
+            period_end=end,
+            today=today,
+            budget_limit=limit,
+            pending=reserved,
+        )
+        lines.append(
+            BudgetLine(
+                budget=budget,
+                period_start=start,
+                period_end=end,
+                limit=limit,
+                reserved=reserved,
+                spent=spent,
+                burn_rate_daily=ctx.burn_rate_daily,
+                forecast=ctx.forecast_eom,
+                risk_class=ctx.risk_class,
+            )
+        )
+    return lines
+
+
+def daily_spend(*, tenant, start: date, end: date) -> dict[date, int]:
+    """Committed spend per day in [start, end) across the tenant (from the rollups)."""
+    rows = (
+        SpendRollup.objects.filter(tenant=tenant, day__gte=start, day__lt=end)
+        .values("day")
+        .annotate(total=Sum("spent_micros"))
+        .values_list("day", "total")
+    )
+    return {day: int(total) for day, total in rows}
+
+
+def budget_labels(*, tenant) -> dict[str, str]:
+    """Budget id -> "Payments prod (payments/prod)", for explaining waterfalls (one query)."""
+    return {
+        budget.id: f"{budget.name} ({budget.scope_label})" if budget.name else budget.scope_label
+        for budget in Budget.objects.for_tenant(tenant).select_related("project")
+    }
