@@ -328,7 +328,12 @@ CELERY_BEAT_SCHEDULE["billing-dunning-tick"] = {
 # --- Request gates (lifecycle -> billing -> protection) ---------------------------------------
 REQUEST_GATES_ENABLED = env.bool("REQUEST_GATES_ENABLED", default=True)
 # Callables(request) -> (tenant_id | None, api_key | None); the first that names a tenant wins.
-REQUEST_GATE_TENANT_RESOLVERS = ["billing.gates.resolvers.api_key_tenant"]
+# Dashboard pages are the signed-in person's tenant's traffic; everything else names its tenant
+# with an API key.
+REQUEST_GATE_TENANT_RESOLVERS = [
+    "controlplane.dashboard.gates.session_tenant",
+    "billing.gates.resolvers.api_key_tenant",
+]
 # Each provider: "database" (this deployment's own tables) or the base URL of a gate state
 # service (docs/billing.md#gate-state-service).
 LIFECYCLE_PROVIDER = env.str("LIFECYCLE_PROVIDER", default="database")

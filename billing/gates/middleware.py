@@ -1,8 +1,10 @@
 """``RequestGatesMiddleware``: lifecycle -> billing -> protection, before any view runs.
 
 Each gate is timed (``gate_latency_seconds{gate}``). A refusal is answered here as
-problem+json; a degraded answer (a provider's last known state, a fail-open) passes with the
-header ``Tollgate-Degraded: <gate>=<how>``. See docs/billing.md#request-gates.
+problem+json, or by the page renderer a resolver put on the request (``REFUSAL_RENDERER``:
+the dashboard shows refusals as pages); a degraded answer (a provider's last known state, a
+fail-open) passes with the header ``Tollgate-Degraded: <gate>=<how>``.
+See docs/billing.md#request-gates.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from controlplane.core.errors import TollgateError
 from controlplane.core.problems import problem_response
 
 log = structlog.get_logger(__name__)
+
+# A resolver that knows a better way to show a refusal than problem+json (a browser page) sets
+# this request attribute to ``renderer(request, *, status, code, detail, remediation, headers)``.
+REFUSAL_RENDERER = "tollgate_gate_refusal_renderer"
 
 
 class RequestGatesMiddleware:
@@ -107,6 +113,16 @@ def _run_gates(request, run, tenant_id, api_key_id):
 
 
 def _problem(request, status, code, detail, remediation, headers, extra):
+    render = getattr(request, REFUSAL_RENDERER, None)
+    if render is not None:
+        return render(
+            request,
+            status=status,
+            code=str(code),
+            detail=detail,
+            remediation=remediation,
+            headers=headers or {},
+        )
     return problem_response(
         request,
         status=status,

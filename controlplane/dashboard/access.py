@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from controlplane.tenancy.models import Membership, Tenant
 
 SESSION_KEY = "dashboard_tenant"
+_CACHE_ATTR = "_dashboard_access"
 MANAGER_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
 
 
@@ -54,3 +55,10 @@ def resolve_access(request) -> TenantAccess | None:
         choices=choices,
         is_staff=bool(user.is_staff),
     )
+
+
+def request_access(request) -> TenantAccess | None:
+    """``resolve_access`` once per request (the request gates and the page both ask)."""
+    if not hasattr(request, _CACHE_ATTR):
+        setattr(request, _CACHE_ATTR, resolve_access(request))
+    return getattr(request, _CACHE_ATTR)

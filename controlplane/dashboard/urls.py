@@ -4,6 +4,7 @@ from django.urls import path
 
 from controlplane.dashboard.views import (
     approvals,
+    billing,
     byok,
     decisions,
     keys,
@@ -24,6 +25,9 @@ urlpatterns = [
     path("approvals/<str:approval_id>/vote/", approvals.ApprovalVoteView.as_view(), name="vote"),
     path("decisions/", decisions.DecisionsView.as_view(), name="decisions"),
     path("decisions/<str:decision_id>/", decisions.DecisionDetailView.as_view(), name="decision"),
+    path("alerts/", billing.AlertsView.as_view(), name="alerts"),
+    path("credits/", billing.CreditsView.as_view(), name="credits"),
+    path("reconciliation/", billing.ReconciliationView.as_view(), name="reconciliation"),
     path("byok/", byok.ByokView.as_view(), name="byok"),
     path(
         "byok/<str:credential_id>/validate/",

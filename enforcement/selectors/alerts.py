@@ -12,7 +12,9 @@ def budget_alerts(
     *, tenant, budget_id: str | None = None, kind: str | None = None, current_only: bool = False
 ) -> QuerySet[BudgetAlert]:
     """The tenant's fired budget alerts, newest first (API list and dashboard)."""
-    alerts = BudgetAlert.objects.for_tenant(tenant).select_related("budget", "budget_period")
+    alerts = BudgetAlert.objects.for_tenant(tenant).select_related(
+        "budget__project", "budget_period"
+    )
     if budget_id:
         alerts = alerts.filter(budget_id=budget_id)
     if kind:

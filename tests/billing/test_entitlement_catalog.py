@@ -1,9 +1,9 @@
 """Walk the entitlement catalog: every marketed entitlement is enforced at run time.
 
-For each entitlement and each surface (API, admin; the dashboard column is added with the
-dashboard) every probe answers 403 ``FEATURE_NOT_ENTITLED`` naming the plan that has it when
-the tenant's plan lacks the entitlement, and does not when the tenant is on that plan. The
-table must cover the catalog exactly: adding an entitlement without its gates fails here.
+For each entitlement and each surface (API, admin, dashboard) every probe answers 403
+``FEATURE_NOT_ENTITLED`` naming the plan that has it when the tenant's plan lacks the
+entitlement (the dashboard as a page), and does not when the tenant is on that plan. The table
+must cover the catalog exactly: adding an entitlement without its gates fails here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 from rest_framework.test import APIClient
 
 from billing import catalog
@@ -49,6 +50,11 @@ def _admin_change(model):
     return lambda client, obj: client.get(
         f"/admin/{model._meta.app_label}/{model._meta.model_name}/{obj.pk}/change/"
     )
+
+
+def _page(path: Callable[[object], str], method: str = "get"):
+    """A dashboard page as a signed-in owner of the tenant reaches it."""
+    return lambda client, obj: getattr(client, method)(path(obj))
 
 
 # --- the objects each entitlement's probes act on (made while the tenant had it) --------------
@@ -112,6 +118,10 @@ GATES: dict[str, dict] = {
             Probe("validate", _api("post", lambda o: f"/api/v1/byok/credentials/{o.pk}/validate")),
         ],
         "admin": [Probe("change", _admin_change(ProviderCredential))],
+        "dashboard": [
+            Probe("health", _page(lambda o: "/dashboard/byok/")),
+            Probe("validate", _page(lambda o: f"/dashboard/byok/{o.pk}/validate/", "post")),
+        ],
     },
     catalog.CREDIT_GRANTS: {
         "make": _grant,
@@ -123,6 +133,7 @@ GATES: dict[str, dict] = {
             Probe("void", _api("post", lambda o: f"/api/v1/credit-grants/{o.pk}/void")),
         ],
         "admin": [Probe("change", _admin_change(CreditGrant))],
+        "dashboard": [Probe("grants", _page(lambda o: "/dashboard/credits/"))],
     },
     catalog.INVOICE_RECONCILIATION: {
         "make": _import,
@@ -148,6 +159,7 @@ GATES: dict[str, dict] = {
             Probe("read", _api("get", lambda o: f"/api/v1/reconciliations/imports/{o.pk}")),
         ],
         "admin": [Probe("change", _admin_change(ReconciliationImport))],
+        "dashboard": [Probe("imports", _page(lambda o: "/dashboard/reconciliation/"))],
     },
     catalog.FORECAST_ALERTS: {
         "make": _forecast_alert,
@@ -166,9 +178,12 @@ GATES: dict[str, dict] = {
             ),
         ],
         "admin": [Probe("change", _admin_change(BudgetAlert))],
+        "dashboard": [
+            Probe("forecast alerts", _page(lambda o: "/dashboard/alerts/?kind=forecast"))
+        ],
     },
 }
-SURFACES = ("api", "admin")  # the dashboard adds "dashboard" here and to each entry of GATES
+SURFACES = ("api", "admin", "dashboard")
 
 
 def test_the_table_covers_the_catalog_exactly():
@@ -215,6 +230,9 @@ def test_each_gate_refuses_without_and_passes_with_the_entitlement(
         _, plaintext = factories.make_api_key(tenant)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    elif surface == "dashboard":
+        client = Client()
+        client.force_login(factories.make_member(tenant, "olivia", "owner"))
     else:
         client = admin_client_
 
@@ -226,6 +244,10 @@ def test_each_gate_refuses_without_and_passes_with_the_entitlement(
         body = refused.json()
         assert body["code"] == "FEATURE_NOT_ENTITLED" and body["feature"] == key
         assert body["upgrade_to"] == having.code and body["plan"] == lacking.code
+    if surface == "dashboard":  # a page of the dashboard, naming the plan to move to
+        assert refused["Content-Type"].startswith("text/html")
+        page = refused.content.decode()
+        assert 'id="content"' in page and f"Upgrade to the {having.name} plan" in page
 
     tenant_plan_set(tenant=tenant, plan=having.code)
     allowed = probe.call(client, obj)

@@ -6,7 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from controlplane.core.clock import db_now
 from controlplane.tenancy.services import api_key_issue
+from enforcement.models import BudgetAlert, BudgetPeriod, ReconciliationImport, ReconciliationLine
 from tests import factories
 from tests.dashboard.conftest import PAGES, gate, logged_in
 from tests.enforcement.helpers import publish_policy
@@ -14,13 +16,38 @@ from tests.enforcement.helpers import publish_policy
 pytestmark = pytest.mark.django_db
 
 
+def add_billing_items(tenant, index: int, budget) -> None:
+    """An alert on the budget's current period, a credit grant, a bill import with a miss."""
+    gate(tenant, "5.00", project=budget.project.slug)  # opens the budget's current period
+    period = BudgetPeriod.objects.get(budget=budget)
+    BudgetAlert.objects.create(
+        tenant=tenant,
+        budget=budget,
+        budget_period=period,
+        kind="threshold",
+        threshold_percent=50,
+        spent_micros=period.spent_micros,
+        limit_micros=period.limit_micros,
+        fired_at=db_now(),
+    )
+    factories.make_grant(tenant, "10.00")
+    run = ReconciliationImport.objects.create(
+        tenant=tenant, format="focus_csv", filename=f"bill{index}.csv", sha256=f"{index:064x}"
+    )
+    ReconciliationLine.objects.create(
+        import_run=run, line_numbers=[2], outcome="unmatched", amount_micros=1_000_000
+    )
+
+
 def add_items(world, start: int, count: int) -> None:
-    """``count`` more of everything a page lists: budgets, decisions, approvals, versions, keys."""
+    """``count`` more of everything a page lists: budgets, decisions, approvals, versions, keys,
+    alerts, grants, bill imports."""
     tenant = world["tenant"]
     for index in range(start, start + count):
         project = factories.make_project(tenant, f"p{index}")
-        factories.make_budget(tenant, "500.00", project=project)
+        budget = factories.make_budget(tenant, "500.00", project=project)
         factories.make_budget(tenant, "300.00", project=project, environment="prod")
+        add_billing_items(tenant, index, budget)
         gate(tenant, "20.00", project=project.slug)  # ALLOW
         gate(tenant, "150.00", project=project.slug)  # REQUIRE_APPROVAL, owners decide
         publish_policy(

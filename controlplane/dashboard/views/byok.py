@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import redirect
 
-from billing.selectors import BYOK
+from billing.catalog import BYOK
 from byok.models import ProviderCredential
 from byok.selectors import byok_health
 from byok.services import credential_validate

@@ -7,7 +7,6 @@ from django.http import HttpResponse
 from controlplane.audit.export import ledger_export
 from controlplane.audit.selectors import ledger_status, recent_entries, tenant_chains
 from controlplane.audit.services import ledger_verify_record
-from controlplane.core.errors import TollgateError
 from controlplane.dashboard.views.base import DashboardView
 from enforcement.models import BudgetPeriod
 
@@ -60,10 +59,7 @@ class LedgerExportView(DashboardView):
     manage_methods = ("GET",)
 
     def get(self, request):
-        try:
-            export = ledger_export(tenant=self.tenant, fmt=request.GET.get("format", "jsonl"))
-        except TollgateError as exc:
-            return self.refuse(exc.message, exc.remediation or "", status=exc.status_code)
+        export = ledger_export(tenant=self.tenant, fmt=request.GET.get("format", "jsonl"))
         response = HttpResponse(export.body, content_type=export.content_type)
         response["X-Tollgate-Manifest"] = export.manifest
         response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
