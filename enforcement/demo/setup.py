@@ -18,6 +18,9 @@ BUDGETS = [
     ("platform", "", "monthly", "4000.00", "Platform"),
     ("ml", "", "monthly", "2000.00", "Machine learning"),
 ]
+# Budgets that also alert when their end-of-month forecast crosses the limit (the demo tenant
+# is on Enterprise, which includes forecast alerts).
+FORECAST_ALERTED = {"Platform", "Machine learning"}
 
 DEMO_POLICY = """\
 version: 1
@@ -62,6 +65,7 @@ def seed_budgets_and_credits(*, tenant) -> None:
                 environment=environment,
                 period=period,
                 name=name,
+                forecast_alert=name in FORECAST_ALERTED,
             )
     if not CreditGrant.objects.filter(tenant=tenant).exists():
         credit_grant_create(tenant=tenant, amount_micros=parse_usd("250.00"), note="Demo credits")

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db.models import QuerySet
 
+from billing import entitlements
+from billing.catalog import FORECAST_ALERTS
 from controlplane.core.clock import db_now
 from enforcement.models import BudgetAlert
 
 
 def budget_alerts(
-    *, tenant, budget_id: str | None = None, kind: str | None = None, current_only: bool = False
+    *,
+    tenant,
+    budget_id: str | None = None,
+    kind: str | None = None,
+    current_only: bool = False,
+    today: date | None = None,
 ) -> QuerySet[BudgetAlert]:
-    """The tenant's fired budget alerts, newest first (API list and dashboard)."""
+    """The tenant's fired budget alerts, newest first (API list and dashboard). ``current_only``
+    keeps the periods containing ``today`` (default: the database's date)."""
     alerts = BudgetAlert.objects.for_tenant(tenant).select_related(
         "budget__project", "budget_period"
     )
@@ -20,18 +30,25 @@ def budget_alerts(
     if kind:
         alerts = alerts.filter(kind=kind)
     if current_only:
-        today = db_now().date()
+        today = today or db_now().date()
         alerts = alerts.filter(
             budget_period__period_start__lte=today, budget_period__period_end__gt=today
         )
     return alerts.order_by("-fired_at", "id")
 
 
-def budget_alert_badges(*, tenant) -> list[dict]:
+def budget_alert_badges(*, tenant, today: date | None = None) -> list[dict]:
     """Dashboard badges: per budget, the highest threshold reached this period and whether
-    the forecast is over the limit (one read)."""
+    the forecast is over the limit (one read; the plan is read only when a forecast alert is
+    there: a plan without ``forecast_alerts`` shows none, even those fired before a downgrade)."""
     badges: dict[str, dict] = {}
-    for alert in budget_alerts(tenant=tenant, current_only=True):
+    forecasts_shown: bool | None = None
+    for alert in budget_alerts(tenant=tenant, current_only=True, today=today):
+        if alert.kind == BudgetAlert.Kind.FORECAST:
+            if forecasts_shown is None:
+                forecasts_shown = entitlements.enabled(tenant, FORECAST_ALERTS)
+            if not forecasts_shown:
+                continue
         badge = badges.setdefault(
             alert.budget_id,
             {

@@ -54,6 +54,11 @@ def test_operator_signs_in_approves_verifies_and_simulates(
     budgets = page.get_by_role("region", name="Budgets, current period")
     expect(budgets.get_by_role("row", name="Platform")).to_contain_text("near limit")
     expect(budgets.get_by_role("row", name="Machine learning")).to_contain_text("over")
+    # Alert badges: the highest threshold each budget's spend reached, forecasts over limits.
+    expect(budgets.get_by_role("row", name="Platform")).to_contain_text("alert: 80 % reached")
+    expect(budgets.get_by_role("row", name="Machine learning")).to_contain_text(
+        "alert: 100 % reached"
+    )
     expect(page.locator("svg.chart rect.bar").first).to_be_visible()
     shot(page, screenshots / "overview.png")
 

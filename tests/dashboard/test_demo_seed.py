@@ -14,7 +14,7 @@ from controlplane.audit.verify import verify_ledger
 from controlplane.identity.models import ApproverGroup
 from controlplane.tenancy.models import Tenant
 from enforcement.models import ApprovalRequest, CreditGrant, Decision, Policy
-from enforcement.selectors import budget_lines
+from enforcement.selectors import budget_alert_badges, budget_lines
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,10 @@ def test_seed_demo_tells_the_whole_story_once(settings):
     assert levels["Platform"] == "near" and levels["Machine learning"] == "over"
     assert levels["Payments prod"] == "ok"
     assert CreditGrant.objects.filter(tenant=tenant).count() == 2
+    badges = {b["budget_name"]: b for b in budget_alert_badges(tenant=tenant)}
+    assert badges["Platform"]["threshold_percent"] == 80
+    assert badges["Machine learning"]["threshold_percent"] == 100
+    assert "Payments prod" not in badges or badges["Payments prod"]["threshold_percent"] < 80
 
     published = Policy.objects.get(tenant=tenant, state="published")
     assert published.document["approval"]["threshold_usd"] == "1000"

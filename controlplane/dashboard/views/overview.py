@@ -10,7 +10,12 @@ from controlplane.dashboard.charts import spend_chart
 from controlplane.dashboard.views.base import DashboardView
 from enforcement.models import Decision
 from enforcement.periods import period_bounds
-from enforcement.selectors import approvals_for_approver, budget_lines, daily_spend
+from enforcement.selectors import (
+    approvals_for_approver,
+    budget_alert_badges,
+    budget_lines,
+    daily_spend,
+)
 from enforcement.selectors.decisions import LIST_FIELDS
 
 
@@ -23,6 +28,8 @@ class OverviewView(DashboardView):
         month_start, month_end = period_bounds("monthly", today)
         spend = daily_spend(tenant=self.tenant, start=month_start, end=month_end)
         lines = budget_lines(tenant=self.tenant, today=today)
+        badges = budget_alert_badges(tenant=self.tenant, today=today)
+        badge_of = {badge["budget_id"]: badge for badge in badges}
         pending = approvals_for_approver(tenant=self.tenant, user=request.user, status="pending")
         attention = (
             ProviderCredential.objects.for_tenant(self.tenant)
@@ -37,7 +44,8 @@ class OverviewView(DashboardView):
         )
         return self.render(
             "dashboard/overview.html",
-            lines=lines,
+            rows=[(line, badge_of.get(line.budget.id)) for line in lines],
+            alerted=len(badges),
             month_start=month_start,
             today=today,
             month_spend=sum(spend.values()),
