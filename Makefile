@@ -38,7 +38,7 @@ bench: install
 
 # Re-take the dashboard screenshots in docs/images/ (the browser tests, writing their pictures).
 screenshots: install
-	TOLLGATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_dashboard.py -k operator
+	TOLLGATE_SCREENSHOTS=1 $(PY) -m pytest tests/browser/test_dashboard.py -k "operator or identity_provider"
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from controlplane.audit.models import LedgerChain, LedgerCheckpoint, LedgerEntry, LedgerVerification
 
 
@@ -27,8 +29,15 @@ def tenant_chains(*, tenant_id: str) -> list[LedgerChain]:
     )
 
 
-def recent_entries(*, tenant_id: str, limit: int = 20) -> list[LedgerEntry]:
-    """The tenant's latest ledger entries, newest first."""
-    return list(
-        LedgerEntry.objects.filter(tenant_id=tenant_id).order_by("-recorded_at", "-seq")[:limit]
-    )
+def recent_entries(
+    *, tenant_id: str, limit: int = 20, kind_prefixes: tuple[str, ...] = ()
+) -> list[LedgerEntry]:
+    """The tenant's latest ledger entries, newest first (only kinds starting with one of
+    ``kind_prefixes`` when given, e.g. ``("scim", "approver_group.")``)."""
+    entries = LedgerEntry.objects.filter(tenant_id=tenant_id)
+    if kind_prefixes:
+        kinds = Q()
+        for prefix in kind_prefixes:
+            kinds |= Q(kind__startswith=prefix)
+        entries = entries.filter(kinds)
+    return list(entries.order_by("-recorded_at", "-seq")[:limit])

@@ -11,6 +11,7 @@ from controlplane.dashboard.views import (
     ledger,
     overview,
     policies,
+    scim,
     session,
 )
 
@@ -39,6 +40,8 @@ urlpatterns = [
     path("policies/", policies.PoliciesView.as_view(), name="policies"),
     path("policies/simulate/", policies.SimulationView.as_view(), name="simulate"),
     path("policies/<int:version>/", policies.PolicyDetailView.as_view(), name="policy"),
+    path("scim/", scim.ScimView.as_view(), name="scim"),
+    path("scim/tokens/<str:token_id>/", scim.ScimTokenActionView.as_view(), name="scim-token"),
     path("keys/", keys.KeysView.as_view(), name="keys"),
     path("keys/<str:key_id>/revoke/", keys.KeyRevokeView.as_view(), name="key-revoke"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from controlplane.core.admin import ShownOnceAdminMixin
 from controlplane.core.errors import TollgateError
@@ -131,11 +132,10 @@ class ScimTokenAdmin(ShownOnceAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="state")
     def state(self, obj: ScimToken) -> str:
-        if obj.revoked_at:
-            return "revoked"
-        if obj.expires_at:
-            return f"rotated, works until {obj.expires_at:%Y-%m-%d %H:%M} UTC"
-        return "active"
+        state = obj.state(timezone.now())
+        if state in ("rotated", "expired"):
+            return f"{state}, works until {obj.expires_at:%Y-%m-%d %H:%M} UTC"
+        return state
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from controlplane.identity.models import ApproverGroup, ScimUser
+from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
 
 GroupMembership = ApproverGroup.members.through
 
@@ -42,6 +42,15 @@ def existing_group_names(*, tenant_id: str, names: Iterable[str]) -> set[str]:
 def scim_users(*, tenant_id: str) -> QuerySet[ScimUser]:
     """The tenant's SCIM users (every SCIM read starts here: tenant scoping in one place)."""
     return ScimUser.objects.for_tenant(tenant_id)
+
+
+def scim_tokens(*, tenant_id: str) -> QuerySet[ScimToken]:
+    """The tenant's SCIM tokens, newest first, with who created them."""
+    return (
+        ScimToken.objects.for_tenant(tenant_id)
+        .select_related("created_by")
+        .order_by("-created_at", "id")
+    )
 
 
 def scim_groups(*, tenant_id: str) -> QuerySet[ApproverGroup]:

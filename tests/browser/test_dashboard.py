@@ -23,6 +23,7 @@ PAGES = {
     "policies": "/dashboard/policies/",
     "policy": "/dashboard/policies/2/",
     "simulate": "/dashboard/policies/simulate/",
+    "scim": "/dashboard/scim/",
     "keys": "/dashboard/keys/",
 }
 
@@ -137,6 +138,61 @@ def test_operator_signs_in_approves_verifies_and_simulates(
     for name in ("decisions", "byok", "policies", "policy", "keys"):
         page.goto(base + PAGES[name])
         shot(page, screenshots / f"{name}.png")
+
+
+def test_owner_connects_an_identity_provider(page: Page, live_server, demo, screenshots):
+    base = live_server.url
+    sign_in(page, base, demo)
+    page.get_by_role("link", name="SCIM").click()
+    expect(page.locator("#scim-base-url")).to_have_text(f"{base}/scim/v2")
+    page.get_by_label("Name of the new token").fill("Okta (demo)")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-scim-token").inner_text().strip()
+    assert token.startswith("tgscim_")
+
+    # The identity provider provisions a person and a group with it, over HTTP.
+    idp = httpx.Client(
+        base_url=f"{base}/scim/v2",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+    )
+    person = idp.post(
+        "/Users",
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "sam@example.com",
+            "externalId": "00u-sam",
+            "name": {"givenName": "Sam", "familyName": "Lee"},
+            "emails": [{"value": "sam@example.com", "primary": True}],
+            "active": True,
+        },
+    )
+    assert person.status_code == 201, person.text
+    group = idp.post(
+        "/Groups",
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "finops-okta",
+            "members": [{"value": person.json()["id"]}],
+        },
+    )
+    assert group.status_code == 201, group.text
+
+    page.goto(f"{base}/dashboard/scim/")  # the token is not on the page any more
+    expect(page.locator("#new-scim-token")).to_have_count(0)
+    people = page.get_by_role("region", name="People provisioned by SCIM")
+    expect(people.get_by_role("row", name="sam@example.com")).to_contain_text("finops-okta")
+    expect(
+        page.get_by_role("region", name="Recent SCIM and approver group changes")
+    ).to_contain_text("scim.user.created")
+    shot(page, screenshots / "scim.png")
+
+    # Rotation with a grace period: the new token is shown once, the old one works a day.
+    page.get_by_role("button", name="Rotate Okta (demo), the old token works 24 more hours").click()
+    successor = page.locator("#new-scim-token").inner_text().strip()
+    assert successor.startswith("tgscim_") and successor != token
+    assert idp.get("/Users").status_code == 200
+    page.goto(f"{base}/dashboard/scim/")
+    expect(page.get_by_role("region", name="Tokens")).to_contain_text("rotated, works until")
 
 
 def test_every_page_passes_axe_and_works_with_the_keyboard(page: Page, live_server, demo):

@@ -25,6 +25,7 @@ PAGES = [
     "/dashboard/ledger/",
     "/dashboard/policies/",
     "/dashboard/policies/simulate/",
+    "/dashboard/scim/",
     "/dashboard/keys/",
 ]
 

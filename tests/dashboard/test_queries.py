@@ -7,6 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from controlplane.core.clock import db_now
+from controlplane.identity.services.groups import scim_group_create
+from controlplane.identity.services.tokens import scim_token_issue
+from controlplane.identity.services.users import scim_user_create
 from controlplane.tenancy.services import api_key_issue
 from enforcement.models import BudgetAlert, BudgetPeriod, ReconciliationImport, ReconciliationLine
 from tests import factories
@@ -39,15 +42,25 @@ def add_billing_items(tenant, index: int, budget) -> None:
     )
 
 
+def add_scim_items(tenant, index: int, owner) -> None:
+    """A SCIM token, a provisioned person in a SCIM group (ledger entries come with them)."""
+    scim_token_issue(tenant=tenant, name=f"idp{index}", created_by=owner)
+    person = scim_user_create(tenant=tenant, doc={"userName": f"person{index}@example.com"})
+    scim_group_create(
+        tenant=tenant, doc={"displayName": f"group{index}", "members": [{"value": person.id}]}
+    )
+
+
 def add_items(world, start: int, count: int) -> None:
     """``count`` more of everything a page lists: budgets, decisions, approvals, versions, keys,
-    alerts, grants, bill imports."""
+    alerts, grants, bill imports, SCIM tokens, people and groups."""
     tenant = world["tenant"]
     for index in range(start, start + count):
         project = factories.make_project(tenant, f"p{index}")
         budget = factories.make_budget(tenant, "500.00", project=project)
         factories.make_budget(tenant, "300.00", project=project, environment="prod")
         add_billing_items(tenant, index, budget)
+        add_scim_items(tenant, index, world["owner"])
         gate(tenant, "20.00", project=project.slug)  # ALLOW
         gate(tenant, "150.00", project=project.slug)  # REQUIRE_APPROVAL, owners decide
         publish_policy(

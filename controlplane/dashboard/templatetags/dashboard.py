@@ -70,3 +70,9 @@ def outcome_class(outcome: str) -> str:
 @register.filter
 def pretty_json(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
+def compact_json(value) -> str:
+    """A ledger payload on one line (keys sorted)."""
+    return json.dumps(value, separators=(", ", ": "), sort_keys=True, default=str)

@@ -29,6 +29,7 @@ NAV = [
     ("byok", "BYOK health", "dashboard:byok"),
     ("ledger", "Ledger", "dashboard:ledger"),
     ("policies", "Policies", "dashboard:policies"),
+    ("scim", "SCIM", "dashboard:scim"),
     ("keys", "My API keys", "dashboard:keys"),
 ]
 

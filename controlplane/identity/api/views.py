@@ -77,6 +77,12 @@ def _error_for(exc: Exception, view: APIView) -> ScimError:
     return ScimError(500, "An internal error occurred; it has been logged.")
 
 
+def scim_base_url(request) -> str:
+    """Absolute URL of /scim/v2 as clients reach it (TOLLGATE_PUBLIC_URL when set)."""
+    public = settings.TOLLGATE_PUBLIC_URL
+    return f"{public}/scim/v2" if public else request.build_absolute_uri("/scim/v2")
+
+
 class ScimView(APIView):
     authentication_classes = [ScimTokenAuthentication]
     permission_classes: list = []
@@ -101,9 +107,7 @@ class ScimView(APIView):
 
     @property
     def base(self) -> str:
-        """Absolute URL of /scim/v2 as clients reach it (TOLLGATE_PUBLIC_URL when set)."""
-        public = settings.TOLLGATE_PUBLIC_URL
-        return f"{public}/scim/v2" if public else self.request.build_absolute_uri("/scim/v2")
+        return scim_base_url(self.request)
 
     def body(self) -> Any:
         raw = self.request.body

@@ -55,6 +55,14 @@ class ScimToken(models.Model):
     def masked(self) -> str:
         return f"tgscim_{self.prefix}_…"
 
+    def state(self, now) -> str:
+        """``active``, ``rotated`` (works until ``expires_at``), ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None:
+            return "expired" if self.expires_at <= now else "rotated"
+        return "active"
+
 
 class ScimUser(models.Model):
     """One person as a tenant's identity provider describes them, linked to a Tollgate user.
