@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from controlplane.core.admin import ShownOnceAdminMixin
 from controlplane.core.errors import TollgateError
 from controlplane.identity.models import ApproverGroup, ScimToken, ScimUser
+from controlplane.identity.selectors import approver_count
 from controlplane.identity.services.groups import approver_group_delete, approver_group_save
 from controlplane.identity.services.tokens import (
     scim_token_issue,
@@ -42,14 +42,13 @@ class ApproverGroupForm(forms.ModelForm):
                 "first (Memberships); a group grants authority only to members.",
             )
             return data
-        # Approvers are the distinct people in any of the tenant's groups (the plan's limit).
-        other_groups = ApproverGroup.objects.filter(tenant=tenant).exclude(pk=self.instance.pk)
-        elsewhere = (
-            get_user_model()
-            .objects.filter(approver_groups__in=other_groups)
-            .values_list("pk", flat=True)
+        # The service enforces the plan's approver limit (under a lock); checked here first
+        # so the form can say so next to the field.
+        count = approver_count(
+            tenant_id=tenant.pk,
+            exclude_group_id=self.instance.pk,
+            extra_user_ids=[user.pk for user in members],
         )
-        count = len(set(elsewhere) | {user.pk for user in members})
         try:
             plan_limits.check(tenant=tenant, limit="approvers", count=count)
         except TollgateError as exc:

@@ -39,6 +39,17 @@ def existing_group_names(*, tenant_id: str, names: Iterable[str]) -> set[str]:
     )
 
 
+def approver_count(
+    *, tenant_id: str, exclude_group_id: str | None = None, extra_user_ids: Iterable[int] = ()
+) -> int:
+    """Distinct people in the tenant's approver groups (what the plan's ``approvers`` limit
+    counts), leaving out one group and adding ``extra_user_ids`` (that group's new members)."""
+    rows = GroupMembership.objects.filter(approvergroup__tenant_id=tenant_id)
+    if exclude_group_id is not None:
+        rows = rows.exclude(approvergroup_id=exclude_group_id)
+    return len(set(rows.values_list("user_id", flat=True)) | set(extra_user_ids))
+
+
 def scim_users(*, tenant_id: str) -> QuerySet[ScimUser]:
     """The tenant's SCIM users (every SCIM read starts here: tenant scoping in one place)."""
     return ScimUser.objects.for_tenant(tenant_id)

@@ -150,3 +150,64 @@ def test_approver_limit_in_the_admin(tenant, admin_client):
         {"tenant": tenant.pk, "name": "sre", "external_id": "", "members": [users[0].pk]},
     )
     assert response.status_code == 302
+
+
+def test_approver_limit_is_the_group_services_for_admin_and_demo_alike(tenant):
+    from controlplane.identity.services.groups import approver_group_save
+
+    tenant_plan_set(tenant=tenant, plan="free")  # 1 approver
+    alice, bob = (factories.make_member(tenant, name) for name in ("alice", "bob"))
+    group = approver_group_save(tenant=tenant, name="finops", members=[alice])
+    with pytest.raises(TollgateError) as exc:
+        approver_group_save(tenant=tenant, name="finops", members=[alice, bob], group=group)
+    assert exc.value.code == "PAYMENT_REQUIRED" and exc.value.extra["limit"] == "approvers"
+    assert exc.value.extra["upgrade_to"] == "starter"
+    assert list(group.members.all()) == [alice]  # nothing half-written
+    approver_group_save(tenant=tenant, name="finops", members=[bob], group=group)  # a swap fits
+    approver_group_save(tenant=tenant, name="finops", members=[], group=group)  # leaving: always
+
+
+def test_approver_limit_over_scim_is_a_scim_error(tenant):
+    from controlplane.audit.models import LedgerEntry
+    from tests.identity.scim_helpers import ERROR_SCHEMA, GROUP_SCHEMA, ScimClient, patch_op
+    from tests.identity.scim_helpers import scim_token as issue_scim_token
+
+    tenant_plan_set(tenant=tenant, plan="free")  # 1 approver
+    idp = ScimClient(issue_scim_token(tenant))
+    ids = [idp.post("/Users", {"userName": name}).json()["id"] for name in ("ann", "ben")]
+    created = idp.post(
+        "/Groups",
+        {"schemas": [GROUP_SCHEMA], "displayName": "finops", "members": [{"value": ids[0]}]},
+    )
+    assert created.status_code == 201, created.content
+    group_id = created.json()["id"]
+
+    refused = idp.patch(
+        f"/Groups/{group_id}",
+        patch_op({"op": "add", "path": "members", "value": [{"value": ids[1]}]}),
+    )
+    assert refused.status_code == 403 and refused["Content-Type"] == "application/scim+json"
+    body = refused.json()
+    assert body["schemas"] == [ERROR_SCHEMA] and body["status"] == "403"
+    assert body["detail"].startswith("PAYMENT_REQUIRED: Your Free plan allows 1 approvers")
+    assert "Upgrade to the Starter plan" in body["detail"]
+    assert set(body) == {"schemas", "status", "detail"}  # nothing RFC 7644 does not define
+    members = idp.get(f"/Groups/{group_id}").json().get("members", [])
+    assert [m["value"] for m in members] == [ids[0]]
+    assert not LedgerEntry.objects.filter(kind="approver_group.updated").exists()
+
+    second = idp.post(
+        "/Groups",
+        {"schemas": [GROUP_SCHEMA], "displayName": "sre", "members": [{"value": ids[1]}]},
+    )
+    assert second.status_code == 403 and not ApproverGroup.objects.filter(name="sre").exists()
+    # Removing members (offboarding) is never refused; then someone else may join.
+    emptied = idp.patch(f"/Groups/{group_id}", patch_op({"op": "remove", "path": "members"}))
+    assert emptied.status_code in (200, 204), emptied.content
+    assert (
+        idp.post(
+            "/Groups",
+            {"schemas": [GROUP_SCHEMA], "displayName": "sre", "members": [{"value": ids[1]}]},
+        ).status_code
+        == 201
+    )

@@ -22,6 +22,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView, set_rollback
 
+from controlplane.core.errors import TollgateError
 from controlplane.identity.api import discovery
 from controlplane.identity.api.resources import (
     GROUPS,
@@ -71,6 +72,13 @@ def _error_for(exc: Exception, view: APIView) -> ScimError:
         return ScimError(413, "The request body is larger than this server accepts.")
     if isinstance(exc, SuspiciousOperation):
         return ScimError(400, "The request was refused as malformed.")
+    if isinstance(exc, TollgateError):
+        # A rule of the product (e.g. the plan's approver limit), in a SCIM error body: the
+        # stable code and how to fix it in the detail. 402 is not a SCIM status (RFC 7644
+        # 3.12) and IdPs do not retry on it anyway: the operation is forbidden as it stands.
+        status = 403 if exc.status_code == 402 else exc.status_code
+        detail = " ".join(filter(None, [f"{exc.code}: {exc.message}", exc.remediation]))
+        return ScimError(status, detail)
     if isinstance(exc, drf.APIException):
         return ScimError(exc.status_code, str(exc.detail))
     log.exception("scim_unhandled_exception", exc_type=type(exc).__name__)

@@ -23,7 +23,8 @@ from controlplane.identity.scim import errors
 from controlplane.identity.scim.documents import precondition, validate
 from controlplane.identity.scim.patch import apply_patch
 from controlplane.identity.scim.schema import GROUP
-from controlplane.identity.selectors import scim_groups, scim_members_of_groups
+from controlplane.identity.selectors import approver_count, scim_groups, scim_members_of_groups
+from controlplane.tenancy import plan_limits
 from controlplane.tenancy.models import Tenant
 
 log = structlog.get_logger(__name__)
@@ -73,11 +74,24 @@ def _check_unique(tenant: Tenant, name: str, external_id: str, *, exclude: str |
 
 
 def approver_group_members_set(*, group: ApproverGroup, user_ids: set[int]) -> tuple[list, list]:
-    """Make the group's members exactly ``user_ids``; returns (added, removed) user ids."""
+    """Make the group's members exactly ``user_ids``; returns (added, removed) user ids.
+
+    The one write path of group membership (admin, demo and SCIM), so the plan's ``approvers``
+    limit is checked here for all of them: when someone joins, the tenant row is locked and
+    the distinct approvers counted (402 ``PAYMENT_REQUIRED`` over the limit, the caller's
+    transaction rolls back). Leaving is never refused: offboarding must always work.
+    """
     current = set(group.members.values_list("pk", flat=True))
     added, removed = sorted(user_ids - current), sorted(current - user_ids)
     group.members.add(*added)
     group.members.remove(*removed)
+    if added:
+        plan_limits.enforce(
+            tenant=group.tenant_id,
+            limit="approvers",
+            count=lambda: approver_count(tenant_id=group.tenant_id),
+            adding=0,  # the new members are in the count already
+        )
     return added, removed
 
 
