@@ -49,6 +49,37 @@ def make_budget(tenant, limit_usd: str, *, project=None, environment: str = "", 
     )
 
 
+def make_budget_alert(budget, *, kind="threshold", percent=100, forecast_usd=None):
+    """An alert fired on the budget's current period (opened when it is not yet), recorded as
+    the alert service records one."""
+    from controlplane.core.clock import db_now
+    from controlplane.core.money import parse_usd
+    from enforcement.models import BudgetAlert, BudgetPeriod
+    from enforcement.periods import period_bounds
+
+    start, end = period_bounds(budget.period, db_now().date())
+    period, _ = BudgetPeriod.objects.get_or_create(
+        budget=budget,
+        period_start=start,
+        defaults={
+            "tenant_id": budget.tenant_id,
+            "period_end": end,
+            "limit_micros": budget.limit_micros,
+        },
+    )
+    return BudgetAlert.objects.create(
+        tenant_id=budget.tenant_id,
+        budget=budget,
+        budget_period=period,
+        kind=kind,
+        threshold_percent=percent,
+        spent_micros=period.spent_micros,
+        limit_micros=period.limit_micros,
+        forecast_micros=parse_usd(forecast_usd) if forecast_usd else None,
+        fired_at=db_now(),
+    )
+
+
 def make_grant(tenant, amount_usd: str, *, pool="reserved", priority=100, expires_at=None):
     from controlplane.core.money import parse_usd
     from enforcement.services.budgets import credit_grant_create

@@ -113,22 +113,14 @@ def _run_gates(request, run, tenant_id, api_key_id):
 
 
 def _problem(request, status, code, detail, remediation, headers, extra):
+    refusal = {
+        "status": status,
+        "code": str(code),
+        "detail": detail,
+        "remediation": remediation,
+        "headers": headers or {},
+    }
     render = getattr(request, REFUSAL_RENDERER, None)
     if render is not None:
-        return render(
-            request,
-            status=status,
-            code=str(code),
-            detail=detail,
-            remediation=remediation,
-            headers=headers or {},
-        )
-    return problem_response(
-        request,
-        status=status,
-        code=str(code),
-        detail=detail,
-        remediation=remediation,
-        headers=headers,
-        extra=extra,
-    )
+        return render(request, **refusal)
+    return problem_response(request, **refusal, extra=extra)

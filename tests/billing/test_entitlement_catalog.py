@@ -19,9 +19,7 @@ from rest_framework.test import APIClient
 from billing import catalog
 from billing.services.plans import tenant_plan_set
 from byok.models import ProviderCredential
-from controlplane.core.clock import db_now
-from enforcement.models import BudgetAlert, BudgetPeriod, CreditGrant, ReconciliationImport
-from enforcement.periods import period_bounds
+from enforcement.models import BudgetAlert, CreditGrant, ReconciliationImport
 from tests import factories
 from tests.fakes.provider_server import DEFAULT_VALID_KEY
 
@@ -78,25 +76,7 @@ def _import(tenant):
 
 def _forecast_alert(tenant):
     budget = factories.make_budget(tenant, "100.00")
-    start, end = period_bounds("monthly", db_now().date())
-    period = BudgetPeriod.objects.create(
-        budget=budget,
-        tenant=tenant,
-        period_start=start,
-        period_end=end,
-        limit_micros=budget.limit_micros,
-    )
-    return BudgetAlert.objects.create(
-        tenant=tenant,
-        budget=budget,
-        budget_period=period,
-        kind="forecast",
-        threshold_percent=100,
-        spent_micros=0,
-        limit_micros=budget.limit_micros,
-        forecast_micros=200_000_000,
-        fired_at=db_now(),
-    )
+    return factories.make_budget_alert(budget, kind="forecast", forecast_usd="200.00")
 
 
 FOCUS_HEADER = b"BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd\n"

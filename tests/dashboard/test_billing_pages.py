@@ -10,7 +10,7 @@ import pytest
 from billing.services.plans import tenant_plan_set
 from controlplane.core.clock import db_now
 from controlplane.core.money import parse_usd
-from enforcement.models import BudgetAlert, BudgetPeriod, ReconciliationImport, ReconciliationLine
+from enforcement.models import BudgetPeriod, ReconciliationImport, ReconciliationLine
 from enforcement.services.alerts import budget_alerts_evaluate
 from enforcement.services.reservations import reservation_commit
 from tests import factories
@@ -31,22 +31,6 @@ def search_budget(world):
     return budget
 
 
-def forecast_alert(budget) -> BudgetAlert:
-    """A forecast alert of the current period (as fired while the plan included them)."""
-    period = BudgetPeriod.objects.get(budget=budget)
-    return BudgetAlert.objects.create(
-        tenant_id=budget.tenant_id,
-        budget=budget,
-        budget_period=period,
-        kind="forecast",
-        threshold_percent=100,
-        spent_micros=period.spent_micros,
-        limit_micros=period.limit_micros,
-        forecast_micros=parse_usd("180"),
-        fired_at=db_now(),
-    )
-
-
 def test_overview_badges_show_the_highest_threshold_reached(world, owner_client, search_budget):
     page = owner_client.get("/dashboard/").content.decode()
     assert "alert: 90 % reached" in page and "alert: 80 % reached" not in page
@@ -55,7 +39,7 @@ def test_overview_badges_show_the_highest_threshold_reached(world, owner_client,
 
 
 def test_forecast_badges_follow_the_plan(world, owner_client, search_budget):
-    forecast_alert(search_budget)
+    factories.make_budget_alert(search_budget, kind="forecast", forecast_usd="180")
     page = owner_client.get("/dashboard/").content.decode()
     assert "forecast over limit" not in page  # Pro has no forecast alerts
     alerts = owner_client.get("/dashboard/alerts/").content.decode()

@@ -6,12 +6,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from controlplane.core.clock import db_now
 from controlplane.identity.services.groups import scim_group_create
 from controlplane.identity.services.tokens import scim_token_issue
 from controlplane.identity.services.users import scim_user_create
 from controlplane.tenancy.services import api_key_issue
-from enforcement.models import BudgetAlert, BudgetPeriod, ReconciliationImport, ReconciliationLine
+from enforcement.models import ReconciliationImport, ReconciliationLine
 from tests import factories
 from tests.dashboard.conftest import PAGES, gate, logged_in
 from tests.enforcement.helpers import publish_policy
@@ -21,18 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def add_billing_items(tenant, index: int, budget) -> None:
     """An alert on the budget's current period, a credit grant, a bill import with a miss."""
-    gate(tenant, "5.00", project=budget.project.slug)  # opens the budget's current period
-    period = BudgetPeriod.objects.get(budget=budget)
-    BudgetAlert.objects.create(
-        tenant=tenant,
-        budget=budget,
-        budget_period=period,
-        kind="threshold",
-        threshold_percent=50,
-        spent_micros=period.spent_micros,
-        limit_micros=period.limit_micros,
-        fired_at=db_now(),
-    )
+    factories.make_budget_alert(budget, percent=50)
     factories.make_grant(tenant, "10.00")
     run = ReconciliationImport.objects.create(
         tenant=tenant, format="focus_csv", filename=f"bill{index}.csv", sha256=f"{index:064x}"
