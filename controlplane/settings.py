@@ -192,7 +192,8 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 else:
     # The demo needs no broker server: kombu's filesystem transport passes messages as files.
-    CELERY_BROKER_URL = "filesystem://"
+    # (The host is not used; naming one keeps kombu from warning about it on every connect.)
+    CELERY_BROKER_URL = "filesystem://localhost//"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),

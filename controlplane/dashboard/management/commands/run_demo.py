@@ -66,7 +66,7 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def _run(self, options) -> None:
-        if settings.REDIS_URL == "" and settings.CELERY_BROKER_URL != "filesystem://":
+        if settings.REDIS_URL == "" and not settings.CELERY_BROKER_URL.startswith("filesystem://"):
             raise CommandError("The demo expects the file broker; unset CELERY_BROKER_URL.")
         for folder in ("queue", "processed"):
             (settings.CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
