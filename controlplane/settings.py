@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "controlplane.core.middleware.RequestIdMiddleware",
     "controlplane.core.middleware.BodySizeLimitMiddleware",
+    "controlplane.core.middleware.DatabaseErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -254,6 +255,8 @@ LOGIN_URL = "/admin/login/"
 # --- Request limits + security ----------------------------------------------------------------
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# JSON and YAML bodies nesting deeper than this are 400 BODY_TOO_DEEP before any parse.
+MAX_BODY_DEPTH = env.int("MAX_BODY_DEPTH", default=32)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -299,7 +302,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "controlplane.core.renderers.ProblemJSONRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["controlplane.core.parsers.DepthLimitedJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "controlplane.core.negotiation.LenientContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "controlplane.core.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,

@@ -8,6 +8,7 @@ import uuid
 
 import structlog
 from django.conf import settings
+from django.db import DatabaseError
 
 from controlplane.core.errors import CoreErrorCode
 from controlplane.core.problems import problem_response
@@ -84,3 +85,24 @@ class BodySizeLimitMiddleware:
                 remediation="Send a smaller body; operators can raise MAX_REQUEST_BODY_BYTES.",
             )
         return self.get_response(request)
+
+
+class DatabaseErrorMiddleware:
+    """Plain Django views (admin, dashboard, health) answer a database outage like the API does:
+    503 ``DATABASE_UNAVAILABLE`` with ``Retry-After`` instead of a 500 page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from controlplane.core.exceptions import database_error_problem
+
+        if not isinstance(exception, DatabaseError):
+            return None
+        mapped = database_error_problem(exception)
+        if mapped is None:
+            return None  # a bug: Django's 500 handler logs it
+        return problem_response(request, **mapped)
