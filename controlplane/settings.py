@@ -129,7 +129,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "controlplane.core.middleware.RequestIdMiddleware",
     "controlplane.core.middleware.BodySizeLimitMiddleware",
-    "controlplane.core.middleware.DatabaseErrorMiddleware",
+    "controlplane.core.middleware.InfrastructureErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -175,6 +175,29 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Every statement is bounded below the request limit (REQUEST_TIMEOUT_SECONDS, 30 s), so a
+    # slow query ends as a clean 503 DATABASE_UNAVAILABLE first. The gate sets its own, tighter
+    # bound per decision (SET LOCAL). 0 turns it off.
+    _statement_ms = int(env.float("DB_STATEMENT_TIMEOUT_SECONDS", default=25) * 1000)
+    if _statement_ms > 0:
+        _pg_options.setdefault("options", f"-c statement_timeout={_statement_ms}")
+    # Connection budget (docs/deploy.md): a pool per process, at most DB_POOL_MAX_SIZE
+    # connections (default: one per gunicorn thread), so workers x pool size is a hard ceiling
+    # that can be kept under PostgreSQL's max_connections. A request that finds the pool empty
+    # waits DB_POOL_TIMEOUT_SECONDS, then gets 503 DATABASE_UNAVAILABLE.
+    _pool_max = env.int(
+        "DB_POOL_MAX_SIZE",
+        default=0 if TOLLGATE_ENV == "test" else env.int("GUNICORN_THREADS", default=4),
+    )
+    if _pool_max > 0:
+        _pg_options["pool"] = {
+            "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), _pool_max),
+            "max_size": _pool_max,
+            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=5.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -302,7 +325,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "controlplane.core.renderers.ProblemJSONRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["controlplane.core.parsers.DepthLimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "controlplane.core.negotiation.LenientContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "controlplane.core.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,

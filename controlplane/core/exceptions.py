@@ -16,6 +16,7 @@ from rest_framework.views import set_rollback
 from controlplane.core.dberrors import classify_database_error
 from controlplane.core.errors import CoreErrorCode, TollgateError
 from controlplane.core.problems import PROBLEM_CONTENT_TYPE, problem_body
+from controlplane.core.watchdog import RequestTimedOut
 
 log = structlog.get_logger(__name__)
 
@@ -176,6 +177,14 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     if isinstance(exc, DatabaseError):
         return database_problem(exc, context=context)
+    if isinstance(exc, RequestTimedOut):
+        return _problem(
+            503,
+            CoreErrorCode.REQUEST_TIMEOUT,
+            "The request ran past the server's time limit and was stopped; nothing was written.",
+            context=context,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, drf.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
         return _problem(
@@ -223,6 +232,8 @@ def database_error_problem(exc: DatabaseError) -> dict | None:
             "code": CoreErrorCode.VALIDATION_FAILED,
             "detail": "A value in the request cannot be stored (bad encoding, NUL character or "
             "a number out of range); nothing was written.",
+            "remediation": "Remove NUL characters and invalid encodings, and keep numbers "
+            "within the documented ranges.",
         }
     if kind == "integrity":
         log.warning(
@@ -252,6 +263,7 @@ def database_problem(exc: DatabaseError, *, context: dict) -> Response:
         mapped["code"],
         mapped["detail"],
         context=context,
+        remediation=mapped.get("remediation"),
         headers=mapped.get("headers"),
         extra=mapped.get("extra"),
     )
