@@ -186,7 +186,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Connection budget (docs/deploy.md): a pool per process, at most DB_POOL_MAX_SIZE
     # connections (default: one per gunicorn thread), so workers x pool size is a hard ceiling
     # that can be kept under PostgreSQL's max_connections. A request that finds the pool empty
-    # waits DB_POOL_TIMEOUT_SECONDS, then gets 503 DATABASE_UNAVAILABLE.
+    # waits DB_POOL_TIMEOUT_SECONDS (3), then gets 503 DATABASE_UNAVAILABLE.
     _pool_max = env.int(
         "DB_POOL_MAX_SIZE",
         default=0 if TOLLGATE_ENV == "test" else env.int("GUNICORN_THREADS", default=4),
@@ -195,7 +195,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         _pg_options["pool"] = {
             "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), _pool_max),
             "max_size": _pool_max,
-            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=5.0),
+            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=3.0),
+            # After an outage the pool retries with a growing back-off; giving up a slot after
+            # a few seconds lets the next request start a fresh attempt, so the app recovers
+            # within seconds of PostgreSQL coming back, without a restart.
+            "reconnect_timeout": env.float("DB_POOL_RECONNECT_SECONDS", default=5.0),
         }
         DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
