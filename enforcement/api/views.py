@@ -166,6 +166,7 @@ class DecisionListView(TenantScopedAPIView):
 
     @extend_schema(
         operation_id="decisions_list",
+        responses=s.DecisionSerializer(many=True),
         parameters=[
             OpenApiParameter("outcome", str),
             OpenApiParameter("project", str),
@@ -276,7 +277,11 @@ class ReconciliationView(TenantScopedAPIView):
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
     serializer_class = s.ReconciliationSerializer
 
-    @extend_schema(operation_id="reconciliations_create", request=s.ReconciliationSerializer)
+    @extend_schema(
+        operation_id="reconciliations_create",
+        request=s.ReconciliationSerializer,
+        responses=s.ReconciliationResultSerializer,
+    )
     def post(self, request):
         body = s.ReconciliationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -341,7 +346,7 @@ class BudgetListView(TenantScopedAPIView):
     def base_queryset(self):
         return Budget.objects.select_related("project")
 
-    @extend_schema(operation_id="budgets_list")
+    @extend_schema(operation_id="budgets_list", responses=s.BudgetSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         data = s.BudgetSerializer(page, many=True, context={"periods": _current_periods(page)}).data
@@ -430,7 +435,7 @@ class CreditGrantListView(TenantScopedAPIView):
     required_scopes = {"GET": scopes.CREDITS_READ, "POST": scopes.CREDITS_WRITE}
     serializer_class = s.CreditGrantSerializer
 
-    @extend_schema(operation_id="credit_grants_list")
+    @extend_schema(operation_id="credit_grants_list", responses=s.CreditGrantSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.CreditGrantSerializer(page, many=True).data)
