@@ -34,10 +34,10 @@ pytest: install
 	$(PY) -m pytest --create-db --ignore=tests/fuzz --ignore=tests/chaos $(PYTEST_ARGS)
 
 fuzz: install
-	$(PY) -m pytest -p no:xdist tests/fuzz
+	$(PY) -m pytest -n 0 tests/fuzz
 
 chaos: install
-	$(PY) -m pytest -p no:xdist -s tests/chaos
+	$(PY) -m pytest -n 0 -s tests/chaos
 
 test: lint checks pytest
 

@@ -108,8 +108,9 @@ register_error_codes(
         CoreErrorCode.CONFLICT: "Re-read the resource and retry with its current state.",
         CoreErrorCode.SERVICE_UNAVAILABLE: "Retry after `Retry-After`; operators: GET /readyz "
         "names the failing dependency.",
-        CoreErrorCode.DATABASE_UNAVAILABLE: "Retry after `Retry-After` (same Idempotency-Key "
-        "for gate calls); nothing was written. Operators: see docs/operations.md.",
+        CoreErrorCode.DATABASE_UNAVAILABLE: "Retry after `Retry-After`, with the same "
+        "Idempotency-Key for gate calls (a retried commit/release answers 409 if it had already "
+        "applied). Operators: see docs/operations.md.",
         CoreErrorCode.REQUEST_TIMEOUT: "Retry later; operators: see REQUEST_TIMEOUT_SECONDS in "
         "docs/operations.md.",
         CoreErrorCode.INTERNAL_ERROR: "Retry later; report the request_id if it persists.",

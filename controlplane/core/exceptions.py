@@ -221,7 +221,7 @@ def database_error_problem(exc: DatabaseError) -> dict | None:
             "code": CoreErrorCode.DATABASE_UNAVAILABLE,
             "detail": "The database is unavailable or overloaded"
             + (" (a statement timed out)" if kind == "timeout" else "")
-            + "; nothing was written.",
+            + "; the request was not completed.",
             "headers": {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
             "extra": {"cause": kind},
         }

@@ -26,7 +26,9 @@ def _as_postgres() -> dict:
 
 
 class PrivatePostgres:
-    def __init__(self, *, max_connections: int = 20, **settings: str) -> None:
+    def __init__(
+        self, *, max_connections: int = 20, durable: bool = False, **settings: str
+    ) -> None:
         self.port = free_port()
         self.root = tempfile.mkdtemp(prefix="tollgate-pg-")
         self.data = os.path.join(self.root, "data")
@@ -37,11 +39,10 @@ class PrivatePostgres:
             "superuser_reserved_connections": "0",
             "listen_addresses": "'127.0.0.1'",
             "unix_socket_directories": f"'{self.root}'",
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
             **settings,
         }
+        if not durable:  # faster; only a crash (kill -9) could lose acknowledged commits
+            self.settings.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         self._run_as = _as_postgres()
         if self._run_as:
             os.chown(self.root, self._run_as["user"], self._run_as["group"])

@@ -11,8 +11,21 @@ import sys
 import django
 
 
+def expiring(count: int) -> dict:
+    """``count`` gate decisions of tenant acme holding money for 1 second (to be swept)."""
+    from controlplane.tenancy.models import Tenant
+    from tests.enforcement.helpers import gate_service
+
+    tenant = Tenant.objects.get(slug="acme")
+    for _ in range(count):
+        gate_service(tenant, micros=10_000, ttl_seconds=1)
+    return {"expiring": count}
+
+
 def main(options: dict) -> dict:
     django.setup()
+    if options.get("expiring"):
+        return expiring(int(options["expiring"]))
     from tests import factories
     from tests.enforcement.helpers import set_gate_settings
 
