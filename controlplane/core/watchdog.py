@@ -5,7 +5,7 @@ request thread spinning forever: a stuck thread holds its slot until the process
 watchdog runs one thread per worker process and, for a request older than
 ``REQUEST_TIMEOUT_SECONDS`` (default 30):
 
-1. logs ``request_timeout`` and counts ``tollgate_request_timeouts_total``;
+1. logs ``request_timeout`` and counts ``request_timeouts_total``;
 2. raises ``RequestTimedOut`` inside the request's thread (this ends a pure-Python loop: the
    request answers 503 ``REQUEST_TIMEOUT`` and its transaction rolls back);
 3. asks the worker to stop gracefully (``worker.alive = False``, what ``max_requests`` does):
@@ -31,7 +31,7 @@ from prometheus_client import Counter
 log = logging.getLogger("tollgate.watchdog")
 
 REQUEST_TIMEOUTS = Counter(
-    "tollgate_request_timeouts_total",
+    "request_timeouts_total",
     "Requests that ran past REQUEST_TIMEOUT_SECONDS and were ended (their worker replaced).",
     ["action"],  # "interrupted" (exception delivered) or "killed" (worker process ended)
 )

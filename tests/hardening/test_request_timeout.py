@@ -45,7 +45,7 @@ def _wait_for_new_worker(base: str, old: int, seconds: float = 60) -> int:
 
 def _timeouts(base: str) -> dict[str, float]:
     text = httpx.get(base + "/metrics", timeout=10).text
-    found = re.findall(r'tollgate_request_timeouts_total\{action="(\w+)"\} ([0-9.e+]+)', text)
+    found = re.findall(r'request_timeouts_total\{action="(\w+)"\} ([0-9.e+]+)', text)
     return {action: float(value) for action, value in found}
 
 
