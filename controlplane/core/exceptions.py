@@ -193,13 +193,17 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             str(exc.detail),
             context=context,
         )
-    log.exception("unhandled_exception", exc_type=type(exc).__name__)
+    return _internal_error(exc, context=context, event="unhandled_exception")
+
+
+def _internal_error(exc: Exception, *, context: dict, event: str) -> Response:
+    """A bug: logged with its traceback, answered 500 INTERNAL_ERROR."""
+    log.exception(event, exc_type=type(exc).__name__)
     return _problem(
         500,
         CoreErrorCode.INTERNAL_ERROR,
         "An internal error occurred; it has been logged.",
         context=context,
-        remediation="Retry later; report the request_id if it persists.",
     )
 
 
@@ -251,13 +255,7 @@ def database_error_problem(exc: DatabaseError) -> dict | None:
 def database_problem(exc: DatabaseError, *, context: dict) -> Response:
     mapped = database_error_problem(exc)
     if mapped is None:
-        log.exception("unhandled_database_error", exc_type=type(exc).__name__)
-        return _problem(
-            500,
-            CoreErrorCode.INTERNAL_ERROR,
-            "An internal error occurred; it has been logged.",
-            context=context,
-        )
+        return _internal_error(exc, context=context, event="unhandled_database_error")
     return _problem(
         mapped["status"],
         mapped["code"],

@@ -49,6 +49,17 @@ class World:
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    def run_python(self, *args: str) -> None:
+        """Run Python with this world's settings (the private servers)."""
+        subprocess.run(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+
     def count(self, sql: str) -> int:
         with psycopg.connect(self.pg.url(), autocommit=True, connect_timeout=5) as conn:
             return conn.execute(sql).fetchone()[0]
@@ -267,14 +278,7 @@ def test_redis_stop_and_start_during_gate_load(world):
 
 def test_kill_9_of_a_worker_mid_sweep(world):
     total = 1500
-    subprocess.run(
-        [sys.executable, "-m", "tests.servers.seed", json.dumps({"expiring": total})],
-        cwd=ROOT,
-        env={**os.environ, **world.env},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    world.run_python("-m", "tests.servers.seed", json.dumps({"expiring": total}))
     time.sleep(1.5)  # every one of them is now due
     expired_sql = "SELECT count(*) FROM enforcement_reservation WHERE state = 'expired'"
     before = world.count(expired_sql)
@@ -312,30 +316,16 @@ def test_kill_9_of_a_worker_mid_sweep(world):
 
 
 def _send_sweep(world: World) -> None:
-    code = (
+    world.run_python(
+        "-c",
         "import django; django.setup(); "
-        "from enforcement.tasks import reservations_expire_task as t; t.delay()"
-    )
-    subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, **world.env},
-        check=True,
-        capture_output=True,
-        timeout=60,
+        "from enforcement.tasks import reservations_expire_task as t; t.delay()",
     )
 
 
 def test_two_beat_schedulers_at_once(world):
     total = 300
-    subprocess.run(
-        [sys.executable, "-m", "tests.servers.seed", json.dumps({"expiring": total})],
-        cwd=ROOT,
-        env={**os.environ, **world.env},
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    world.run_python("-m", "tests.servers.seed", json.dumps({"expiring": total}))
     pending_sql = (
         "SELECT count(*) FROM enforcement_reservation WHERE state = 'pending' "
         "AND expires_at < now()"

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.servers.gunicorn import ROOT
+from tests.servers.gunicorn import ROOT, stop_process
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 
@@ -62,16 +62,4 @@ def start_beat(env: dict[str, str], *, name: str = "b1"):
     )
 
 
-def stop(process: subprocess.Popen, *, hard: bool = False) -> None:
-    """Stop a process this run started (by its own pid; SIGKILL when ``hard``)."""
-    if process.poll() is not None:
-        return
-    if hard:
-        process.kill()
-    else:
-        process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=20)
+stop = stop_process

@@ -62,9 +62,20 @@ def gunicorn_server(env: dict[str, str], *, ready_path: str = "/healthz", timeou
             time.sleep(0.1)
         yield base, process, log_path
     finally:
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen, *, hard: bool = False) -> None:
+    """Stop a process this run started, by its own pid: SIGTERM (SIGKILL when ``hard``, or
+    when it does not exit within 20 s)."""
+    if process.poll() is not None:
+        return
+    if hard:
+        process.kill()
+    else:
         process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
