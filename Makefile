@@ -7,7 +7,7 @@ TEST_SETTINGS := controlplane.settings_test
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install demo test lint checks pytest bench screenshots clean
+.PHONY: install demo test lint checks pytest fuzz chaos bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -28,8 +28,16 @@ checks: install
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py check --fail-level WARNING
 	DATABASE_URL=sqlite://:memory: DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(PY) manage.py makemigrations --check --dry-run
 
+# The schemathesis run and the chaos run are steps of their own (sequential, never under xdist:
+# schemathesis items share one node id, and chaos kills processes and servers it started).
 pytest: install
-	$(PY) -m pytest --create-db $(PYTEST_ARGS)
+	$(PY) -m pytest --create-db --ignore=tests/fuzz --ignore=tests/chaos $(PYTEST_ARGS)
+
+fuzz: install
+	$(PY) -m pytest -n 0 tests/fuzz
+
+chaos: install
+	$(PY) -m pytest -n 0 -s tests/chaos
 
 test: lint checks pytest
 

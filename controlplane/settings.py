@@ -133,6 +133,7 @@ MIDDLEWARE = [
     # /scim/v2/ only: errors raised before a SCIM view runs leave as SCIM Error bodies.
     "controlplane.identity.api.middleware.ScimErrorBodyMiddleware",
     "controlplane.core.middleware.BodySizeLimitMiddleware",
+    "controlplane.core.middleware.InfrastructureErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -180,6 +181,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Every statement is bounded below the request limit (REQUEST_TIMEOUT_SECONDS, 30 s), so a
+    # slow query ends as a clean 503 DATABASE_UNAVAILABLE first. The gate sets its own, tighter
+    # bound per decision (SET LOCAL). 0 turns it off.
+    _statement_ms = int(env.float("DB_STATEMENT_TIMEOUT_SECONDS", default=25) * 1000)
+    if _statement_ms > 0:
+        _pg_options.setdefault("options", f"-c statement_timeout={_statement_ms}")
+    # Connection budget (docs/deploy.md): a pool per process, at most DB_POOL_MAX_SIZE
+    # connections (default: one per gunicorn thread), so workers x pool size is a hard ceiling
+    # that can be kept under PostgreSQL's max_connections. A request that finds the pool empty
+    # waits DB_POOL_TIMEOUT_SECONDS (3), then gets 503 DATABASE_UNAVAILABLE.
+    _pool_max = env.int(
+        "DB_POOL_MAX_SIZE",
+        default=0 if TOLLGATE_ENV == "test" else env.int("GUNICORN_THREADS", default=4),
+    )
+    if _pool_max > 0:
+        _pg_options["pool"] = {
+            "min_size": min(env.int("DB_POOL_MIN_SIZE", default=1), _pool_max),
+            "max_size": _pool_max,
+            "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=3.0),
+            # After an outage the pool retries with a growing back-off; giving up a slot after
+            # a few seconds lets the next request start a fresh attempt, so the app recovers
+            # within seconds of PostgreSQL coming back, without a restart.
+            "reconnect_timeout": env.float("DB_POOL_RECONNECT_SECONDS", default=5.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections, not Django
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -263,6 +291,8 @@ LOGIN_REDIRECT_URL = "dashboard:overview"
 # --- Request limits + security ----------------------------------------------------------------
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=2 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# JSON and YAML bodies nesting deeper than this are 400 BODY_TOO_DEEP before any parse.
+MAX_BODY_DEPTH = env.int("MAX_BODY_DEPTH", default=32)
 SESSION_COOKIE_HTTPONLY = True
 # Database sessions indexed by user, so SCIM deprovisioning ends a person's sessions at once.
 SESSION_ENGINE = "controlplane.identity.sessions"

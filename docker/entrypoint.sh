@@ -29,9 +29,13 @@ case "$role" in
     exec gunicorn --config "$APP_DIR/docker/gunicorn.conf.py" "$@"
     ;;
   worker)
+    # Prefork children each hold one persistent connection; the pool (DB_POOL_MAX_SIZE) is for
+    # gunicorn's threads and its background threads do not survive a fork.
+    export DB_POOL_MAX_SIZE="${DB_POOL_MAX_SIZE:-0}"
     exec celery -A controlplane worker --loglevel "${LOG_LEVEL:-INFO}" "$@"
     ;;
   beat)
+    export DB_POOL_MAX_SIZE="${DB_POOL_MAX_SIZE:-0}"
     exec celery -A controlplane beat --loglevel "${LOG_LEVEL:-INFO}" \
       --scheduler django_celery_beat.schedulers:DatabaseScheduler "$@"
     ;;

@@ -32,6 +32,8 @@ bind = ["0.0.0.0:8000"]  # all interfaces inside the container; publishing the p
 worker_class = "gthread"
 workers = _env_int("WEB_CONCURRENCY", min(2 * _cpu_count() + 1, MAX_DEFAULT_WORKERS))
 threads = _env_int("GUNICORN_THREADS", 4)
+# The arbiter's heartbeat timeout; the gthread main loop heartbeats, so it does not bound a
+# request. Requests are bounded by the watchdog below (REQUEST_TIMEOUT_SECONDS, default 30).
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
@@ -102,6 +104,25 @@ def on_starting(server):
             shutil.rmtree(full)
         else:
             os.remove(full)
+
+
+def post_worker_init(worker):
+    """Start the per-request time bound (controlplane/core/watchdog.py)."""
+    from controlplane.core import watchdog
+
+    watchdog.install(worker)
+
+
+def pre_request(worker, req):
+    watchdog = getattr(worker, "request_watchdog", None)
+    if watchdog is not None:
+        watchdog.begin(f"{req.method} {req.path}")
+
+
+def post_request(worker, req, environ, resp):
+    watchdog = getattr(worker, "request_watchdog", None)
+    if watchdog is not None:
+        watchdog.end()
 
 
 def child_exit(server, worker):

@@ -312,6 +312,25 @@ def _waterfall(req: DecisionRequest, cfg: EffectiveSettings, snap: Snapshot) -> 
     )
 
 
+def waterfall_reaches_credits(
+    *, amount: int, budgets: tuple[BudgetSnap, ...], credits_only_possible: bool
+) -> bool:
+    """Whether the waterfall may get to the credit stages for this request: the amount exceeds
+    the tightest budget's headroom, or an ``allow_with_credits_only`` rule may match."""
+    if credits_only_possible:
+        return True
+    if not budgets:
+        return False  # unbudgeted: capacity is the amount itself, nothing falls to credits
+    return amount > min(max(b.headroom, 0) for b in budgets)
+
+
+def mode_draws_credits(mode: Mode) -> bool:
+    """Hard and soft modes draw the credits the waterfall plans (soft when nothing is
+    breached); shadow draws nothing. The gate locks the drawable grants exactly when this and
+    ``waterfall_reaches_credits`` both hold."""
+    return mode in (Mode.HARD, Mode.SOFT)
+
+
 def decide(request: DecisionRequest, settings: EffectiveSettings, snapshot: Snapshot) -> Outcome:
     """Evaluate one request deterministically against locked balances."""
     if request.amount < 0:

@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from controlplane.core.errors import register_error_codes
+
 
 class EnforcementErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REQUIRED = "IDEMPOTENCY_KEY_REQUIRED"
@@ -11,6 +13,7 @@ class EnforcementErrorCode(StrEnum):
     COST_REQUIRED = "COST_REQUIRED"
     TTL_OUT_OF_RANGE = "TTL_OUT_OF_RANGE"
     GATE_UNAVAILABLE = "GATE_UNAVAILABLE"
+    DECISION_CONFLICT = "DECISION_CONFLICT"
     RESERVATION_RESOLVED = "RESERVATION_RESOLVED"
     RESERVATION_EXPIRED = "RESERVATION_EXPIRED"
     RESERVATION_NOT_COMMITTED = "RESERVATION_NOT_COMMITTED"
@@ -32,3 +35,66 @@ class EnforcementErrorCode(StrEnum):
     TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 - an error code, not a secret
     TOKEN_ALREADY_CONSUMED = "TOKEN_ALREADY_CONSUMED"  # noqa: S105 - an error code
     SIGNING_KEY_UNAVAILABLE = "SIGNING_KEY_UNAVAILABLE"
+
+
+register_error_codes(
+    EnforcementErrorCode,
+    {
+        EnforcementErrorCode.IDEMPOTENCY_KEY_REQUIRED: "Send an `Idempotency-Key` header (or "
+        "`idempotency_key` in the body) of 1..255 printable ASCII characters, e.g. your CI run id "
+        "plus step.",
+        EnforcementErrorCode.IDEMPOTENCY_KEY_REUSED: "Use a new idempotency key for a changed "
+        "request.",
+        EnforcementErrorCode.UNKNOWN_PROJECT: "Create it with POST /api/v1/projects or fix the "
+        "slug.",
+        EnforcementErrorCode.KEY_SCOPE_MISMATCH: "Use a key bound to this project/environment, "
+        "or omit `project`/`environment`.",
+        EnforcementErrorCode.COST_REQUIRED: "Send estimated_cost_usd (what to reserve now) or "
+        "monthly_delta_usd.",
+        EnforcementErrorCode.TTL_OUT_OF_RANGE: "Send ttl_seconds within the policy's "
+        "reservations.max_ttl_seconds, or omit it.",
+        EnforcementErrorCode.GATE_UNAVAILABLE: "Retry with the same Idempotency-Key after "
+        "`Retry-After`; nothing was reserved.",
+        EnforcementErrorCode.DECISION_CONFLICT: "Retry with the same Idempotency-Key; if it "
+        "persists, report the request_id.",
+        EnforcementErrorCode.RESERVATION_RESOLVED: "Nothing to do: the reservation is already "
+        "resolved (GET it to see its state).",
+        EnforcementErrorCode.RESERVATION_EXPIRED: "Gate the spend again for a new reservation; "
+        "a late commit is still recorded.",
+        EnforcementErrorCode.RESERVATION_NOT_COMMITTED: "Commit the reservation first, then "
+        "reconcile it.",
+        EnforcementErrorCode.BILL_FORMAT_INVALID: "Send a FOCUS 1.x CSV (format=focus_csv) or an "
+        "OpenAI costs page (format=openai_costs), UTF-8 encoded.",
+        EnforcementErrorCode.BUDGET_SCOPE_TAKEN: "PATCH the existing budget (`budget_id`) "
+        "instead of creating another.",
+        EnforcementErrorCode.GRANT_VOIDED: "Nothing to do: the grant is already void.",
+        EnforcementErrorCode.AMOUNT_OUT_OF_RANGE: "Send a realistic amount, or release/commit "
+        "the outstanding holds.",
+        EnforcementErrorCode.POLICY_INVALID: "Fix every listed field (see "
+        "docs/policy-reference.md) and submit again.",
+        EnforcementErrorCode.POLICY_NOT_FOUND: "GET /api/v1/policies lists the versions.",
+        EnforcementErrorCode.POLICY_ALREADY_PUBLISHED: "Nothing to do: that version is the "
+        "published one.",
+        EnforcementErrorCode.SIMULATION_WINDOW_INVALID: "Send ISO 8601 `since` (and `until`) at "
+        "most 93 days apart, since before until.",
+        EnforcementErrorCode.APPROVAL_RESOLVED: "Nothing to do: the request is already resolved "
+        "(`status` names how).",
+        EnforcementErrorCode.APPROVAL_EXPIRED: "Gate the spend again to open a new approval "
+        "request.",
+        EnforcementErrorCode.APPROVAL_ALREADY_VOTED: "Ask another approver: quorum needs "
+        "distinct people.",
+        EnforcementErrorCode.APPROVER_NOT_AUTHORIZED: "Ask a member of an approver group the "
+        "routing names (or a tenant owner/admin).",
+        EnforcementErrorCode.APPROVER_IS_REQUESTER: "Ask another approver: separation of duties "
+        "forbids approving your own spend.",
+        EnforcementErrorCode.APPROVER_IDENTITY_REQUIRED: "Use an API key bound to a user, or "
+        "the dashboard.",
+        EnforcementErrorCode.TENANT_AMBIGUOUS: "Add `?tenant=<slug>` to the URL.",
+        EnforcementErrorCode.TOKEN_INVALID: "Re-run with the approval token exactly as issued "
+        "for this request; `detail` names the failed check.",
+        EnforcementErrorCode.TOKEN_ALREADY_CONSUMED: "Gate again without the token (a new "
+        "approval), or replay the original Idempotency-Key.",
+        EnforcementErrorCode.SIGNING_KEY_UNAVAILABLE: "Operators: check "
+        "SIGNING_KEY_ENCRYPTION_KEY, or rotate with `manage.py rotate_signing_key`.",
+    },
+)

@@ -17,6 +17,7 @@ class CoreErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    BODY_TOO_DEEP = "BODY_TOO_DEEP"
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     AUTHENTICATION_REQUIRED = "AUTHENTICATION_REQUIRED"
@@ -24,7 +25,34 @@ class CoreErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     CONFLICT = "CONFLICT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+# code -> the default remediation of that code. Every app registers its enum here at import
+# (``register_error_codes`` in its errors.py); a test walks the registry so that no code can
+# leave without a hint. A raise may still pass a more specific remediation.
+_REMEDIATIONS: dict[str, str] = {}
+
+
+def register_error_codes(codes: type[StrEnum], remediations: dict[str, str]) -> None:
+    """Register an app's codes with one default remediation each (all of them, or it fails)."""
+    missing = sorted(str(code) for code in codes if not remediations.get(code))
+    if missing:
+        raise ValueError(f"{codes.__name__}: no remediation for {', '.join(missing)}")
+    for code in codes:
+        _REMEDIATIONS[str(code)] = remediations[code]
+
+
+def default_remediation(code: str) -> str | None:
+    """The registered remediation of ``code`` (None for an unregistered code)."""
+    return _REMEDIATIONS.get(str(code))
+
+
+def registered_codes() -> dict[str, str]:
+    """Every registered code with its default remediation (a copy)."""
+    return dict(_REMEDIATIONS)
 
 
 class TollgateError(APIException):
@@ -55,3 +83,36 @@ class TollgateError(APIException):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+register_error_codes(
+    CoreErrorCode,
+    {
+        CoreErrorCode.VALIDATION_FAILED: "Fix the fields listed in `errors` and retry.",
+        CoreErrorCode.MALFORMED_JSON: "Send a well-formed JSON object with "
+        "Content-Type: application/json (NaN and Infinity are not JSON).",
+        CoreErrorCode.MALFORMED_REQUEST: "Fix the request line or headers named in `detail`.",
+        CoreErrorCode.UNSUPPORTED_MEDIA_TYPE: "Send the body as JSON with the header "
+        "Content-Type: application/json.",
+        CoreErrorCode.NOT_ACCEPTABLE: "Send `Accept: application/json` (or omit Accept).",
+        CoreErrorCode.PAYLOAD_TOO_LARGE: "Send a smaller body; operators can raise "
+        "MAX_REQUEST_BODY_BYTES.",
+        CoreErrorCode.BODY_TOO_DEEP: "Flatten the body: objects and arrays may nest at most "
+        "MAX_BODY_DEPTH levels (default 32).",
+        CoreErrorCode.NOT_FOUND: "Check the id and that it belongs to your tenant.",
+        CoreErrorCode.METHOD_NOT_ALLOWED: "Use one of the methods in the `Allow` header.",
+        CoreErrorCode.AUTHENTICATION_REQUIRED: "Send `Authorization: Bearer tg_<prefix>_<secret>` "
+        "with a valid API key.",
+        CoreErrorCode.PERMISSION_DENIED: "Use a credential with the required scope or role.",
+        CoreErrorCode.RATE_LIMITED: "Retry after the number of seconds in `Retry-After`.",
+        CoreErrorCode.CONFLICT: "Re-read the resource and retry with its current state.",
+        CoreErrorCode.SERVICE_UNAVAILABLE: "Retry after `Retry-After`; operators: GET /readyz "
+        "names the failing dependency.",
+        CoreErrorCode.DATABASE_UNAVAILABLE: "Retry after `Retry-After`, with the same "
+        "Idempotency-Key for gate calls (a retried commit/release answers 409 if it had already "
+        "applied). Operators: see docs/operations.md.",
+        CoreErrorCode.REQUEST_TIMEOUT: "Retry later; operators: see REQUEST_TIMEOUT_SECONDS in "
+        "docs/operations.md.",
+        CoreErrorCode.INTERNAL_ERROR: "Retry later; report the request_id if it persists.",
+    },
+)

@@ -7,13 +7,16 @@ from typing import Any
 import structlog
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from controlplane.core.dberrors import classify_database_error
 from controlplane.core.errors import CoreErrorCode, TollgateError
 from controlplane.core.problems import PROBLEM_CONTENT_TYPE, problem_body
+from controlplane.core.watchdog import RequestTimedOut
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +175,16 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             context=context,
             remediation="Send a smaller body (see MAX_REQUEST_BODY_BYTES).",
         )
+    if isinstance(exc, DatabaseError):
+        return database_problem(exc, context=context)
+    if isinstance(exc, RequestTimedOut):
+        return _problem(
+            503,
+            CoreErrorCode.REQUEST_TIMEOUT,
+            "The request ran past the server's time limit and was stopped; nothing was written.",
+            context=context,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, drf.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
         return _problem(
@@ -180,11 +193,75 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             str(exc.detail),
             context=context,
         )
-    log.exception("unhandled_exception", exc_type=type(exc).__name__)
+    return _internal_error(exc, context=context, event="unhandled_exception")
+
+
+def _internal_error(exc: Exception, *, context: dict, event: str) -> Response:
+    """A bug: logged with its traceback, answered 500 INTERNAL_ERROR."""
+    log.exception(event, exc_type=type(exc).__name__)
     return _problem(
         500,
         CoreErrorCode.INTERNAL_ERROR,
         "An internal error occurred; it has been logged.",
         context=context,
-        remediation="Retry later; report the request_id if it persists.",
+    )
+
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def database_error_problem(exc: DatabaseError) -> dict | None:
+    """status/code/detail for a database error that is not a bug, else None (a logged 500).
+
+    The one mapping for DRF views (below) and plain Django views (``DatabaseErrorMiddleware``).
+    """
+    kind = classify_database_error(exc)
+    if kind in ("unavailable", "timeout"):
+        log.error(
+            "database_unavailable", kind=kind, exc_type=type(exc).__name__, error=str(exc)[:300]
+        )
+        return {
+            "status": 503,
+            "code": CoreErrorCode.DATABASE_UNAVAILABLE,
+            "detail": "The database is unavailable or overloaded"
+            + (" (a statement timed out)" if kind == "timeout" else "")
+            + "; the request was not completed.",
+            "headers": {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            "extra": {"cause": kind},
+        }
+    if kind == "client":
+        log.warning("database_rejected_value", exc_type=type(exc).__name__, error=str(exc)[:300])
+        return {
+            "status": 400,
+            "code": CoreErrorCode.VALIDATION_FAILED,
+            "detail": "A value in the request cannot be stored (bad encoding, NUL character or "
+            "a number out of range); nothing was written.",
+            "remediation": "Remove NUL characters and invalid encodings, and keep numbers "
+            "within the documented ranges.",
+        }
+    if kind == "integrity":
+        log.warning(
+            "database_integrity_conflict", exc_type=type(exc).__name__, error=str(exc)[:300]
+        )
+        return {
+            "status": 409,
+            "code": CoreErrorCode.CONFLICT,
+            "detail": "The change conflicts with the current state (a concurrent change or a "
+            "constraint); nothing was written.",
+        }
+    return None
+
+
+def database_problem(exc: DatabaseError, *, context: dict) -> Response:
+    mapped = database_error_problem(exc)
+    if mapped is None:
+        return _internal_error(exc, context=context, event="unhandled_database_error")
+    return _problem(
+        mapped["status"],
+        mapped["code"],
+        mapped["detail"],
+        context=context,
+        remediation=mapped.get("remediation"),
+        headers=mapped.get("headers"),
+        extra=mapped.get("extra"),
     )

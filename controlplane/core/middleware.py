@@ -8,9 +8,12 @@ import uuid
 
 import structlog
 from django.conf import settings
+from django.db import DatabaseError
 
-from controlplane.core.errors import CoreErrorCode
+from controlplane.core.bodies import check_json_depth, check_yaml_depth
+from controlplane.core.errors import CoreErrorCode, TollgateError
 from controlplane.core.problems import problem_response
+from controlplane.core.watchdog import RequestTimedOut
 
 log = structlog.get_logger("tollgate.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -83,4 +86,60 @@ class BodySizeLimitMiddleware:
                 f"({settings.MAX_REQUEST_BODY_BYTES} bytes).",
                 remediation="Send a smaller body; operators can raise MAX_REQUEST_BODY_BYTES.",
             )
+        if length:
+            try:
+                _check_body_depth(request)
+            except TollgateError as exc:
+                return problem_response(
+                    request,
+                    status=exc.status_code,
+                    code=exc.code,
+                    detail=exc.message,
+                    errors=exc.errors,
+                )
         return self.get_response(request)
+
+
+def _check_body_depth(request) -> None:
+    """BODY_TOO_DEEP before any view work: every JSON and YAML body, on every endpoint.
+
+    The body is at most MAX_REQUEST_BODY_BYTES (checked above); reading it here leaves it
+    readable for the view (Django keeps it as ``request.body``).
+    """
+    media = (request.content_type or "").lower()
+    if "json" in media:
+        check_json_depth(request.body)
+    elif "yaml" in media:
+        check_yaml_depth(request.body.decode("utf-8", errors="replace"))
+
+
+class InfrastructureErrorMiddleware:
+    """Plain Django views (admin, dashboard, health) answer a database outage or a request past
+    its time limit like the API does (503 problem+json with ``Retry-After``), not a 500 page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from controlplane.core.exceptions import (
+            DATABASE_RETRY_AFTER_SECONDS,
+            database_error_problem,
+        )
+
+        if isinstance(exception, RequestTimedOut):
+            return problem_response(
+                request,
+                status=503,
+                code=CoreErrorCode.REQUEST_TIMEOUT,
+                detail="The request ran past the server's time limit and was stopped.",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            )
+        if not isinstance(exception, DatabaseError):
+            return None
+        mapped = database_error_problem(exception)
+        if mapped is None:
+            return None  # a bug: Django's 500 handler logs it
+        return problem_response(request, **mapped)

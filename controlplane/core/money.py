@@ -7,7 +7,8 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 MICROS_PER_USD = 1_000_000
 MAX_MICROS = 10**17  # 100 billion USD: far above any real budget, far below BigInteger limits.
-_USD_RE = re.compile(r"^(?P<sign>-)?(?P<int>0|[1-9][0-9]{0,11})(?:\.(?P<frac>[0-9]{1,6}))?$")
+_USD_RE = re.compile(r"^(?P<sign>-)?(?P<int>0|[1-9][0-9]*)(?:\.(?P<frac>[0-9]+))?$")
+_MAX_INT_DIGITS = len(str(MAX_MICROS // MICROS_PER_USD))
 
 
 class MoneyError(ValueError):
@@ -18,7 +19,7 @@ def parse_usd(value: str, *, allow_negative: bool = False) -> int:
     """Parse a USD decimal string ("812.50") into micro-dollars, exactly."""
     if not isinstance(value, str):
         raise MoneyError('Send money as a decimal string, e.g. "12.50".')
-    match = _USD_RE.match(value)
+    match = _USD_RE.fullmatch(value)
     if match is None:
         raise MoneyError(
             'Use a plain decimal string with at most 6 decimals, e.g. "12.50" '
@@ -26,10 +27,15 @@ def parse_usd(value: str, *, allow_negative: bool = False) -> int:
         )
     if match["sign"] and not allow_negative:
         raise MoneyError("Must not be negative.")
+    too_large = f"Amount is too large: at most {format_usd(MAX_MICROS)} USD."
+    if len(match["int"]) > _MAX_INT_DIGITS:  # checked before int(): digits can be megabytes
+        raise MoneyError(too_large)
+    if match["frac"] and len(match["frac"]) > 6:
+        raise MoneyError("Too many decimals: at most 6 (micro-dollars).")
     frac = (match["frac"] or "").ljust(6, "0")
     micros = int(match["int"]) * MICROS_PER_USD + int(frac)
     if micros > MAX_MICROS:
-        raise MoneyError("Amount is too large.")
+        raise MoneyError(too_large)
     return -micros if match["sign"] else micros
 
 

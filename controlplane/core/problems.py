@@ -8,6 +8,8 @@ from typing import Any
 
 from django.http import HttpResponse
 
+from controlplane.core.errors import default_remediation
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
@@ -26,7 +28,10 @@ def problem_body(
     request_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The problem document: type, title, status, detail, code, errors, plus our extensions."""
+    """The problem document: type, title, status, detail, code, errors, plus our extensions.
+
+    Without an explicit ``remediation`` the code's registered one is used.
+    """
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
@@ -39,6 +44,7 @@ def problem_body(
         "code": code,
         "errors": errors or [],
     }
+    remediation = remediation or default_remediation(code)
     if remediation:
         body["remediation"] = remediation
     if request_id:

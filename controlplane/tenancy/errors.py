@@ -2,6 +2,8 @@
 
 from enum import StrEnum
 
+from controlplane.core.errors import register_error_codes
+
 
 class TenancyErrorCode(StrEnum):
     API_KEY_INVALID = "API_KEY_INVALID"
@@ -15,3 +17,24 @@ class TenancyErrorCode(StrEnum):
     TENANT_SLUG_TAKEN = "TENANT_SLUG_TAKEN"
     PROJECT_SLUG_TAKEN = "PROJECT_SLUG_TAKEN"
     PROJECT_NOT_FOUND = "PROJECT_NOT_FOUND"
+
+
+register_error_codes(
+    TenancyErrorCode,
+    {
+        TenancyErrorCode.API_KEY_INVALID: "Send `Authorization: Bearer tg_<prefix>_<secret>` "
+        "with the key exactly as it was issued.",
+        TenancyErrorCode.API_KEY_REVOKED: "Issue a new key (POST /api/v1/api-keys).",
+        TenancyErrorCode.API_KEY_EXPIRED: "Issue a new key (POST /api/v1/api-keys).",
+        TenancyErrorCode.SCOPE_MISSING: "Issue a key with the scope named in `required_scope`.",
+        TenancyErrorCode.SCOPE_ESCALATION: "Request only scopes the issuing key holds.",
+        TenancyErrorCode.UNKNOWN_SCOPE: "Use scopes listed in docs/errors.md#scopes.",
+        TenancyErrorCode.TENANT_SUSPENDED: "Contact your Tollgate operator to reactivate the "
+        "tenant.",
+        TenancyErrorCode.TENANT_TERMINATED: "Its keys no longer work; contact your Tollgate "
+        "operator.",
+        TenancyErrorCode.TENANT_SLUG_TAKEN: "Choose another slug.",
+        TenancyErrorCode.PROJECT_SLUG_TAKEN: "Choose another slug, or use the existing project.",
+        TenancyErrorCode.PROJECT_NOT_FOUND: "Create the project first or fix the slug.",
+    },
+)

@@ -245,6 +245,24 @@ class ReconciliationSerializer(StrictSerializer):
     items = ReconciliationItemSerializer(many=True, allow_empty=False, max_length=1000)
 
 
+class ReconciliationItemResultSerializer(serializers.Serializer):
+    """One line of a reconciliation answer (``status`` says which fields are present)."""
+
+    reservation_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["invoiced", "error"])
+    invoiced_cost_usd = serializers.CharField(required=False)
+    adjustment_usd = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+    detail = serializers.CharField(required=False)
+    index = serializers.IntegerField(required=False)
+
+
+class ReconciliationResultSerializer(serializers.Serializer):
+    invoiced = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    results = ReconciliationItemResultSerializer(many=True)
+
+
 class BudgetScopeSerializer(StrictSerializer):
     project = serializers.SlugField(max_length=63, allow_null=True, required=False, default=None)
     environment = serializers.RegexField(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import structlog
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -25,7 +25,7 @@ from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Rese
 from enforcement.periods import period_bounds
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import CannotDecide, GateRequest, gate_decide
+from enforcement.services.gate import CannotDecide, GateRequest, database_failure, gate_decide
 from enforcement.services.policies import active_policy, last_known_policy
 
 log = structlog.get_logger(__name__)
@@ -34,15 +34,30 @@ log = structlog.get_logger(__name__)
 def _idempotency_key(request, body: dict) -> str:
     header = request.headers.get("Idempotency-Key")
     key = header if header is not None else body.get("idempotency_key")
-    if not key or len(key) > 255 or not key.isprintable() or not key.isascii():
-        raise TollgateError(
-            EnforcementErrorCode.IDEMPOTENCY_KEY_REQUIRED,
-            "Gate calls need an idempotency key of 1..255 printable ASCII characters.",
-            remediation="Send an `Idempotency-Key` header (or `idempotency_key` in the body), "
-            "e.g. your CI run id plus step.",
-            errors=[{"field": "idempotency_key", "message": "Required.", "code": "required"}],
+    if not key:
+        problem = ("Required.", "required", "Gate calls need an idempotency key.")
+    elif not isinstance(key, str) or not key.isascii() or not key.isprintable():
+        problem = (
+            "Invalid: only printable ASCII characters.",
+            "invalid",
+            "The idempotency key is invalid: it must be printable ASCII.",
         )
-    return key
+    elif len(key) > 255:
+        problem = (
+            "Too long: at most 255 characters.",
+            "max_length",
+            f"The idempotency key is too long ({len(key)} characters; at most 255).",
+        )
+    else:
+        return key
+    message, code, detail = problem
+    raise TollgateError(
+        EnforcementErrorCode.IDEMPOTENCY_KEY_REQUIRED,
+        detail,
+        remediation="Send an `Idempotency-Key` header (or `idempotency_key` in the body) of "
+        "1..255 printable ASCII characters, e.g. your CI run id plus step.",
+        errors=[{"field": "idempotency_key", "message": message, "code": code}],
+    )
 
 
 class GateDecisionView(TenantScopedAPIView):
@@ -82,12 +97,14 @@ class GateDecisionView(TenantScopedAPIView):
         )
         try:
             result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
-        except IntegrityError:
-            raise
-        except CannotDecide as exc:
-            return self._cannot_decide(gate_request, exc.cause, exc.detail)
-        except DatabaseError as exc:
-            return self._cannot_decide(gate_request, "database", type(exc).__name__)
+        except (CannotDecide, DatabaseError) as exc:
+            # Also outside the decision's own transaction (token continuation, replays).
+            failure = exc if isinstance(exc, CannotDecide) else database_failure(exc, self.tenant)
+            if failure is None:
+                raise  # a value the caller sent: the exception handler answers 400
+            if isinstance(failure, CannotDecide):
+                return self._cannot_decide(gate_request, failure.cause, failure.detail)
+            raise failure from exc
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(result.response, status=code)
 
@@ -95,17 +112,17 @@ class GateDecisionView(TenantScopedAPIView):
         """No decision could be made (database down or deadline passed); nothing was written.
 
         The fail mode of the environment class answers, from the last policy this process saw
-        for the tenant (no database access on this path).
+        for the tenant (no database access on this path). An unexpected database error
+        (``cause == "error"``) always fails closed: a bug must never become an ALLOW.
         """
         log.error("gate_cannot_decide", cause=cause, detail=detail)
         policy = last_known_policy(self.tenant.id)
         env_class = policy.env_class(gate_request.environment or "")
-        fail_mode = policy.fail_mode(env_class)
-        why = (
-            "the database is unavailable"
-            if cause == "database"
-            else f"the {policy.deadline_ms} ms decision deadline passed"
-        )
+        fail_mode = policy.fail_mode(env_class) if cause != "error" else "closed"
+        why = {
+            "database": "the database is unavailable",
+            "deadline": f"the {policy.deadline_ms} ms decision deadline passed",
+        }.get(cause, "an unexpected database error occurred")
         if fail_mode == "open":
             GATE_FAIL_OPEN.inc()
             return Response(
@@ -151,6 +168,7 @@ class DecisionListView(TenantScopedAPIView):
 
     @extend_schema(
         operation_id="decisions_list",
+        responses=s.DecisionSerializer(many=True),
         parameters=[
             OpenApiParameter("outcome", str),
             OpenApiParameter("project", str),
@@ -262,7 +280,11 @@ class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
     serializer_class = s.ReconciliationSerializer
 
-    @extend_schema(operation_id="reconciliations_create", request=s.ReconciliationSerializer)
+    @extend_schema(
+        operation_id="reconciliations_create",
+        request=s.ReconciliationSerializer,
+        responses=s.ReconciliationResultSerializer,
+    )
     def post(self, request):
         body = s.ReconciliationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -327,7 +349,7 @@ class BudgetListView(TenantScopedAPIView):
     def base_queryset(self):
         return Budget.objects.select_related("project")
 
-    @extend_schema(operation_id="budgets_list")
+    @extend_schema(operation_id="budgets_list", responses=s.BudgetSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         data = s.BudgetSerializer(page, many=True, context={"periods": _current_periods(page)}).data
@@ -424,7 +446,7 @@ class CreditGrantListView(EntitledViewMixin, TenantScopedAPIView):
     required_scopes = {"GET": scopes.CREDITS_READ, "POST": scopes.CREDITS_WRITE}
     serializer_class = s.CreditGrantSerializer
 
-    @extend_schema(operation_id="credit_grants_list")
+    @extend_schema(operation_id="credit_grants_list", responses=s.CreditGrantSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.CreditGrantSerializer(page, many=True).data)

@@ -110,6 +110,18 @@ class BudgetPeriod(models.Model):
         return self.limit_micros - self.reserved_micros - self.spent_micros
 
 
+class CreditGrantQuerySet(TenantScopedQuerySet):
+    def drawable(self, now) -> CreditGrantQuerySet:
+        """Grants money may be drawn from at ``now``: effective, unexpired, not void, not empty.
+
+        The one definition: the gate reads and locks exactly these, and a late commit charges
+        only grants still in this set.
+        """
+        return self.filter(
+            voided_at__isnull=True, remaining_micros__gt=0, effective_at__lte=now
+        ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
 class CreditGrant(models.Model):
     class Pool(models.TextChoices):
         RESERVED = "reserved"
@@ -132,7 +144,7 @@ class CreditGrant(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = TenantScopedQuerySet.as_manager()
+    objects = CreditGrantQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

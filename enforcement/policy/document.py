@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ import cel
 import jsonschema
 import yaml
 
+from controlplane.core.bodies import check_json_depth, check_yaml_depth
 from controlplane.core.canonical import canonical_json, sha256_hex
 from enforcement.policy.schema import DEFAULT_DOCUMENT, POLICY_SCHEMA
 
@@ -56,11 +58,26 @@ def _path(parts) -> str:
     return out
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases: ``*ref`` expansion ("billion laughs") is never run."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML aliases (*{event.anchor}) are not accepted; write the value out.",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
 def _yaml_lines(text: str) -> dict[str, int]:
     """Map field paths to 1-based line numbers of a YAML (or JSON) text."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = yaml.compose(text, Loader=_NoAliasLoader)
+    except (yaml.YAMLError, ValueError):
         return {}
     lines: dict[str, int] = {}
 
@@ -79,25 +96,82 @@ def _yaml_lines(text: str) -> dict[str, int]:
     return lines
 
 
+def _parent(path: str) -> str:
+    """``rules[0].when`` -> ``rules[0]`` -> ``rules`` -> ``""`` (always strictly shorter)."""
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
+def _line_of(path: str, lines: dict[str, int]) -> int | None:
+    """The line of ``path`` or of its nearest mapped ancestor."""
+    probe = path
+    while probe and probe not in lines:
+        probe = _parent(probe)
+    return lines.get(probe)
+
+
+def _json_compatible(value: Any) -> list[Issue]:
+    """A policy is JSON: string keys, no NUL, finite numbers, no YAML-only types (dates, sets,
+    binary). Iterative, so no document shape can exhaust the stack."""
+    issues: list[Issue] = []
+    stack: list[tuple[Any, list]] = [(value, [])]
+    while stack and len(issues) < 20:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    message = f"Keys must be strings; {key!r:.40} is a {type(key).__name__}."
+                    issues.append(Issue(_path(where), message, "key_type"))
+                elif "\x00" in key:
+                    issues.append(Issue(_path(where), "Keys must not contain NUL.", "invalid"))
+                else:
+                    stack.append((child, [*where, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*where, index]) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            if "\x00" in item:
+                issues.append(Issue(_path(where), "Text must not contain NUL.", "invalid"))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                issues.append(Issue(_path(where), "Numbers must be finite.", "invalid"))
+        elif item is not None and not isinstance(item, bool | int):
+            message = f"A {type(item).__name__} is not a JSON value; quote it as a string."
+            issues.append(Issue(_path(where), message, "type"))
+    return issues
+
+
+def _yaml_issue(exc: yaml.YAMLError) -> Issue:
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    code = "alias" if "aliases" in problem else "parse_error"
+    return Issue("", f"Invalid YAML: {problem}", code, mark.line + 1 if mark else None)
+
+
 def parse_text(text: str, *, content_type: str = "") -> tuple[Any, list[Issue]]:
-    """YAML or JSON text -> Python data (JSON is YAML, but JSON errors read better as JSON)."""
+    """YAML or JSON text -> Python data (JSON is YAML, but JSON errors read better as JSON).
+
+    Bodies nesting deeper than MAX_BODY_DEPTH raise ``BODY_TOO_DEEP`` before any parse; YAML
+    aliases are refused; integers too long to convert are a parse error, not a crash.
+    """
+    if "\x00" in text:
+        return None, [Issue("", "The document contains a NUL character.", "parse_error")]
     if "json" in content_type:
+        check_json_depth(text)
         try:
-            return json.loads(text), []
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             return None, [Issue("", f"Invalid JSON: {exc.msg}", "parse_error", exc.lineno)]
-    try:
-        return yaml.safe_load(text), []
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [
-            Issue(
-                "",
-                f"Invalid YAML: {getattr(exc, 'problem', exc)}",
-                "parse_error",
-                mark.line + 1 if mark else None,
-            )
-        ]
+        except ValueError as exc:  # e.g. an integer longer than Python converts
+            return None, [Issue("", f"Invalid JSON: {exc}", "parse_error")]
+    else:
+        check_yaml_depth(text)
+        try:
+            data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            return None, [_yaml_issue(exc)]
+        except ValueError as exc:  # e.g. an integer longer than Python converts
+            return None, [Issue("", f"Invalid YAML: {exc}", "parse_error")]
+    return data, []
 
 
 def _merge_defaults(document: dict[str, Any]) -> dict[str, Any]:
@@ -188,12 +262,24 @@ def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[I
         )
 
 
+def _add_lines(issues: list[Issue], text: str | None) -> None:
+    if text is None or not issues:
+        return
+    lines = _yaml_lines(text)
+    for issue in issues:
+        issue.line = issue.line or _line_of(issue.field, lines)
+
+
 def validate_document(data: Any, *, text: str | None = None) -> ValidationResult:
     """Schema + CEL + consistency checks; returns the normalised document when valid."""
     errors: list[Issue] = []
     warnings: list[Issue] = []
     if not isinstance(data, dict):
         return ValidationResult(None, [Issue("", "A policy document is a mapping/object.", "type")])
+    errors.extend(_json_compatible(data))
+    if errors:  # the schema validator and hashing need plain JSON data
+        _add_lines(errors, text)
+        return ValidationResult(None, errors, warnings)
     for error in sorted(
         _VALIDATOR.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
     ):
@@ -211,13 +297,7 @@ def validate_document(data: Any, *, text: str | None = None) -> ValidationResult
         _check_rules(document, errors, warnings)
     else:
         document = None
-    if text is not None:
-        lines = _yaml_lines(text)
-        for issue in [*errors, *warnings]:
-            probe = issue.field
-            while probe and probe not in lines:
-                probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0]
-            issue.line = issue.line or lines.get(probe)
+    _add_lines([*errors, *warnings], text)
     return ValidationResult(document if not errors else None, errors, warnings)
 
 

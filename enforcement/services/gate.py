@@ -19,6 +19,7 @@ from controlplane.audit.models import OutboxEvent
 from controlplane.audit.services import ledger_append, next_entry
 from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
+from controlplane.core.dberrors import classify_database_error
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from controlplane.tenancy.models import ApiKey, Project, Tenant
@@ -45,7 +46,7 @@ from enforcement.periods import days_left_including_today, period_bounds
 from enforcement.policy.compiled import CompiledPolicy
 from enforcement.policy.evaluate import evaluate, snapshot_to_dict
 from enforcement.services import approvals, continuation
-from enforcement.services.locking import lock_candidate_grants, lock_current_periods
+from enforcement.services.locking import lock_current_periods, lock_drawable_grants
 from enforcement.services.policies import active_policy, last_known_policy, published_policy
 
 log = structlog.get_logger(__name__)
@@ -97,14 +98,65 @@ class CannotDecide(Exception):
 
     def __init__(self, cause: str, detail: str = "") -> None:
         super().__init__(f"{cause}: {detail}" if detail else cause)
-        self.cause = cause  # "database" | "deadline"
+        self.cause = cause  # "database" | "deadline" | "error" (the last always fails closed)
         self.detail = detail
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    """A PostgreSQL lock_timeout / statement_timeout cancellation (SQLSTATE 55P03 / 57014)."""
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) in ("55P03", "57014")
+IDEMPOTENCY_CONSTRAINT = "decision_idempotency_unique"
+
+
+def _constraint(exc: BaseException) -> str | None:
+    """The name of the constraint a PostgreSQL integrity error names (None elsewhere)."""
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name is None and "UNIQUE constraint failed" in str(exc) and "idempotency_key" in str(exc):
+        return IDEMPOTENCY_CONSTRAINT  # SQLite names columns, not constraints
+    return name
+
+
+def _integrity_conflict(exc: IntegrityError) -> TollgateError:
+    """A constraint other than the idempotency key refused the decision: a conflict, never a
+    replay and never a 500. With the locking rules this should not happen; it is logged."""
+    constraint = _constraint(exc)
+    log.error("gate_integrity_conflict", constraint=constraint, error=str(exc)[:300])
+    return TollgateError(
+        EnforcementErrorCode.DECISION_CONFLICT,
+        "A concurrent change to the same budgets or credits refused this decision; nothing "
+        "was written.",
+        status=409,
+        extra={"constraint": constraint},
+    )
+
+
+def database_failure(exc: DatabaseError, tenant: Tenant) -> Exception | None:
+    """What a database error during a decision becomes (see controlplane.core.dberrors).
+
+    Only infrastructure faults reach the fail mode. A value the caller sent is the caller's
+    problem; anything else fails closed (a bug must never turn into an ALLOW).
+    """
+    kind = classify_database_error(exc)
+    if kind == "integrity":
+        return _integrity_conflict(exc)
+    if kind == "client":
+        if getattr(exc.__cause__, "sqlstate", None) == "22003":
+            # A counter would overflow (e.g. soft mode holding huge amounts past the limit).
+            return TollgateError(
+                EnforcementErrorCode.AMOUNT_OUT_OF_RANGE,
+                "This amount would overflow a budget or credit counter; nothing was written.",
+                remediation="Send a realistic amount, or release/commit the outstanding holds.",
+                status=422,
+                errors=[
+                    {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
+                ],
+            )
+        return None
+    if kind == "timeout":
+        ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
+        return CannotDecide("deadline", f"a lock or statement exceeded {ms} ms")
+    if kind == "unavailable":
+        return CannotDecide("database", type(exc).__name__)
+    log.exception("gate_database_error", kind=kind)
+    return CannotDecide("error", type(exc).__name__)
 
 
 def _begin_decision(policy: CompiledPolicy):
@@ -243,29 +295,19 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 deadline=started + loaded.policy.deadline_ms / 1000,
                 api_key=api_key,
             )
-    except IntegrityError:
+    except IntegrityError as exc:
+        if _constraint(exc) != IDEMPOTENCY_CONSTRAINT:
+            raise _integrity_conflict(exc) from exc
         # A concurrent call with the same idempotency key won the insert: answer as a replay.
         existing = _find(tenant, req.source, req.idempotency_key)
         if existing is None:
-            raise
+            raise _integrity_conflict(exc) from exc
         return _replay(existing, fp, api_key)
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == "22003":
-            # A counter would overflow (e.g. soft mode holding huge amounts past the limit):
-            # the request is the problem, not the database, so it must never reach fail-open.
-            raise TollgateError(
-                EnforcementErrorCode.AMOUNT_OUT_OF_RANGE,
-                "This amount would overflow a budget or credit counter; nothing was written.",
-                remediation="Send a realistic amount, or release/commit the outstanding holds.",
-                status=422,
-                errors=[
-                    {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
-                ],
-            ) from exc
-        if _is_timeout(exc):
-            ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
-            raise CannotDecide("deadline", f"a lock or statement exceeded {ms} ms") from exc
-        raise CannotDecide("database", type(exc).__name__) from exc
+        failure = database_failure(exc, tenant)
+        if failure is None:
+            raise  # a value the caller sent: the exception handler answers 400
+        raise failure from exc
     body = result.response
     GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
     GATE_LATENCY.observe(time.perf_counter() - started)
@@ -526,27 +568,26 @@ def _decide_locked(
     amount = _amount(req, today)
     env_class = policy.env_class(environment)
     mode = policy.mode(req.source, env_class)
-    capacity = min((max(p.available_micros, 0) for p in ordered_periods), default=None)
-    needs_credits = (capacity is not None and amount > capacity) or any(
-        rule.then == "allow_with_credits_only" for rule in policy.rules
+    budget_snaps = tuple(
+        engine.BudgetSnap(
+            ref=p.id, limit=p.limit_micros, reserved=p.reserved_micros, spent=p.spent_micros
+        )
+        for p in ordered_periods
     )
     grants: list[CreditGrant] = []
-    if needs_credits and mode == "hard":
-        grants = lock_candidate_grants(tenant_id=tenant.id, now=now)
-    elif needs_credits:  # shadow/soft never draw credits: read them only to explain
-        grants = list(
-            CreditGrant.objects.filter(
-                tenant=tenant, voided_at__isnull=True, remaining_micros__gt=0, effective_at__lte=now
-            ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        )
+    if engine.waterfall_reaches_credits(
+        amount=amount,
+        budgets=budget_snaps,
+        credits_only_possible=any(r.then == "allow_with_credits_only" for r in policy.rules),
+    ):
+        if engine.mode_draws_credits(engine.Mode(mode)):
+            grants = lock_drawable_grants(tenant_id=tenant.id, now=now)
+        else:  # shadow never draws: read the same grants, unlocked, only to explain
+            drawable = CreditGrant.objects.filter(tenant_id=tenant.id).drawable(now)
+            grants = list(drawable.order_by("id"))
 
     snapshot = engine.Snapshot(
-        budgets=tuple(
-            engine.BudgetSnap(
-                ref=p.id, limit=p.limit_micros, reserved=p.reserved_micros, spent=p.spent_micros
-            )
-            for p in ordered_periods
-        ),
+        budgets=budget_snaps,
         grants=tuple(
             engine.GrantSnap(
                 ref=g.id,

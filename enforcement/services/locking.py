@@ -28,19 +28,12 @@ def lock_grants(ids: Iterable[str]) -> dict[str, CreditGrant]:
     return {row.id: row for row in rows}
 
 
-def lock_candidate_grants(*, tenant_id: str, now) -> list[CreditGrant]:
-    """Lock the grants a decision may draw from (effective, unexpired, not void, not empty)."""
-    from django.db.models import Q
-
+def lock_drawable_grants(*, tenant_id: str, now) -> list[CreditGrant]:
+    """Lock the grants a decision may draw from (``CreditGrant.objects.drawable``), in id order."""
     return list(
-        CreditGrant.objects.select_for_update()
-        .filter(
-            tenant_id=tenant_id,
-            voided_at__isnull=True,
-            remaining_micros__gt=0,
-            effective_at__lte=now,
-        )
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        CreditGrant.objects.filter(tenant_id=tenant_id)
+        .drawable(now)
+        .select_for_update()
         .order_by("id")
     )
 

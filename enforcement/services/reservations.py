@@ -163,14 +163,17 @@ def reservation_commit(
         if late:
             # The hold was already given back at expiry: charge the spend straight to the same
             # budgets and grants, even past a limit (real money must not be lost).
+            # A grant voided, expired or emptied since the hold lapsed takes nothing: the spend
+            # lands on the budgets as overage instead of on credit nobody may draw.
+            drawable = set(
+                CreditGrant.objects.filter(pk__in=list(grants))
+                .drawable(now)
+                .values_list("id", flat=True)
+            )
             for alloc in allocations:
                 if alloc.credit_grant_id:
                     grant = grants[alloc.credit_grant_id]
-                    usable = grant.voided_at is None and (
-                        grant.expires_at is None or grant.expires_at > now
-                    )
-                    # A grant voided or expired since the hold lapsed takes nothing: the spend
-                    # lands on the budgets as overage instead of on credit nobody may draw.
+                    usable = grant.id in drawable
                     take = min(charges[alloc.pk], grant.remaining_micros) if usable else 0
                     overage += charges[alloc.pk] - take
                     charges[alloc.pk] = take

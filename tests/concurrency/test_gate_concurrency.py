@@ -17,7 +17,12 @@ from enforcement.services.reservations import (
 )
 from tests import factories
 from tests.concurrency.threads import run_threads
-from tests.enforcement.helpers import assert_money_invariants, gate_service, hard_mode
+from tests.enforcement.helpers import (
+    assert_money_invariants,
+    gate_service,
+    hard_mode,
+    set_gate_settings,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 64
@@ -195,3 +200,30 @@ def test_commit_racing_the_sweeper_is_charged_once(acme):
     period = BudgetPeriod.objects.get(budget=budget)
     assert period.spent_micros == 32_000_000 and period.reserved_micros == 0
     assert_money_invariants()
+
+
+def test_soft_mode_draws_credits_under_lock_ten_drawn_no_errors():
+    """Soft mode draws credits when nothing is breached, so it must lock them like hard mode.
+
+    14 projects with 0 USD budgets, one 10 USD grant, 28 threads x 1 USD: exactly 10 calls are
+    paid by the grant, the other 18 are soft breaches (allowed, flagged), and no call fails.
+    """
+    tenant = factories.make_tenant("acme")
+    set_gate_settings(tenant, modes={"*": {"prod": "soft", "nonprod": "soft"}})
+    slugs = [f"team-{n}" for n in range(14)]
+    for slug in slugs:
+        factories.make_budget(tenant, "0.00", project=factories.make_project(tenant, slug))
+    grant = factories.make_grant(tenant, "10.00")
+
+    results = run_threads(
+        28, lambda i: gate_service(tenant, micros=1_000_000, project=slugs[i % len(slugs)])
+    )
+    _no_errors(results)
+    assert all(r["outcome"] in ("ALLOW", "ALLOW_WITH_CREDITS") for r in results)
+    drawn = [r for r in results if r["evaluated_outcome"] == "ALLOW_WITH_CREDITS"]
+    assert len(drawn) == 10
+    assert sum(r["breach"] for r in results) == 18
+    grant.refresh_from_db()
+    assert grant.remaining_micros == 0
+    assert_money_invariants(hard=False)
+    assert verify_ledger(tenant_id=tenant.id).ok

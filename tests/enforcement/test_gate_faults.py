@@ -2,7 +2,10 @@
 
 The failure is a real one: a PostgreSQL trigger that raises on INSERT into one of the tables the
 decision writes last (the ledger or the outbox), so the decision, reservation and counter updates
-have already been executed when the transaction aborts.
+have already been executed when the transaction aborts. The trigger raises with the SQLSTATE of an
+infrastructure fault (57P01 admin_shutdown: the fail mode answers) or of a plain error (P0001: a
+bug, which always fails closed). tests/chaos/ and tests/core/test_database_unavailable.py do the
+same with a real server that is down or full.
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ def world(tenant):
     return budget, grant
 
 
-def _fail_inserts_into(model) -> None:
+def _fail_inserts_into(model, sqlstate: str = "57P01") -> None:
     table = model._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             CREATE FUNCTION tollgate_test_fail() RETURNS trigger AS $$
-            BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql;
+            BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = '{sqlstate}'; END $$
+            LANGUAGE plpgsql;
             """
         )
         cursor.execute(
@@ -70,12 +74,13 @@ def _snapshot():
 
 
 @pytest.mark.parametrize("failing", [LedgerEntry, OutboxEvent], ids=["ledger", "outbox"])
-def test_failure_mid_decision_leaves_nothing_half_written(tenant, world, failing):
+@pytest.mark.parametrize(("sqlstate", "cause"), [("57P01", "database"), ("P0001", "error")])
+def test_failure_mid_decision_leaves_nothing_half_written(tenant, world, failing, sqlstate, cause):
     before = _snapshot()
-    _fail_inserts_into(failing)
+    _fail_inserts_into(failing, sqlstate)
     with pytest.raises(CannotDecide) as exc:
         gate_service(tenant, micros=30_000_000)  # would draw budget and credits
-    assert exc.value.cause == "database" and isinstance(exc.value.__cause__, DatabaseError)
+    assert exc.value.cause == cause and isinstance(exc.value.__cause__, DatabaseError)
     assert _snapshot() == before
     assert verify_ledger(tenant_id=tenant.id).ok
 
@@ -116,3 +121,24 @@ def test_fail_mode_comes_from_the_tenant_settings(client_a, tenant, world):
     _fail_inserts_into(OutboxEvent)
     assert _gate(client_a, "prod").json()["fail_open"] is True
     assert_problem(_gate(client_a, "dev"), 503, "GATE_UNAVAILABLE")
+
+
+def test_an_unexpected_database_error_fails_closed_even_where_the_fail_mode_is_open(
+    client_a, tenant, world
+):
+    before = _snapshot()
+    _fail_inserts_into(LedgerEntry, "P0001")  # not an outage: a bug must never become an ALLOW
+    problem = assert_problem(_gate(client_a, "dev"), 503, "GATE_UNAVAILABLE")
+    assert problem["fail_open"] is False and problem["fail_cause"] == "error"
+    assert _snapshot() == before
+
+
+def test_a_check_violation_is_a_409_conflict_not_a_replay_or_500(client_a, tenant, world):
+    with connection.cursor() as cursor:  # a constraint the gate's own checks do not know about
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            "ALTER TABLE enforcement_decision ADD CONSTRAINT tollgate_test_small "
+            "CHECK (amount_micros < 1000000) NOT VALID"
+        )
+    problem = assert_problem(_gate(client_a, "prod"), 409, "DECISION_CONFLICT")
+    assert problem["constraint"] == "tollgate_test_small" and problem["remediation"]

@@ -378,13 +378,15 @@ def test_rule_runtime_error_is_recorded_counted_and_answered_by_the_fail_mode(
 
 @pytest.fixture
 def broken_decision_table(django_db_blocker):
-    """A trigger that makes every decision insert fail inside PostgreSQL (a real DB error)."""
+    """A trigger that makes every decision insert fail inside PostgreSQL (a real DB error with
+    the SQLSTATE of an outage, 57P01 admin_shutdown: the fail mode answers)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE OR REPLACE FUNCTION tg_test_fail() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION 'injected outage'; END $$ LANGUAGE plpgsql"
+            "BEGIN RAISE EXCEPTION 'injected outage' USING ERRCODE = '57P01'; END $$ "
+            "LANGUAGE plpgsql"
         )
         cursor.execute(
             "CREATE TRIGGER tg_test_fail BEFORE INSERT ON enforcement_decision "

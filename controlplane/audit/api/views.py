@@ -43,6 +43,7 @@ class LedgerListView(TenantScopedAPIView):
 
     @extend_schema(
         operation_id="ledger_list",
+        responses=LedgerEntrySerializer(many=True),
         parameters=[
             OpenApiParameter("chain", str),
             OpenApiParameter("after", str, description="entry id"),

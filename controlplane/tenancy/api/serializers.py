@@ -26,7 +26,7 @@ class ProjectCreateSerializer(StrictSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     masked = serializers.CharField(read_only=True)
     state = serializers.SerializerMethodField()
 
