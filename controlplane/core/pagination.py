@@ -1,11 +1,32 @@
-"""Cursor pagination over time-ordered ids: ``{"results": [...], "next": url|null}``."""
+"""Cursor pagination over time-ordered ids: ``{"results": [...], "next": url|null}``.
+
+Bounded both ways: at most ``max_page_size`` rows (``?limit=``), and a page stops early once its
+rows reach ``MAX_PAGE_BYTES`` of JSON (``next`` then continues after the last row sent), so a
+page of large rows can never build a response of hundreds of megabytes.
+"""
 
 from __future__ import annotations
+
+import json
+import re
 
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from controlplane.core.errors import CoreErrorCode, TollgateError
+
+MAX_PAGE_BYTES = 4 * 1024 * 1024
+_LIMIT_RE = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only: "²".isdigit() is True
+_POSITION_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
+
+
+def _invalid_cursor() -> TollgateError:
+    return TollgateError(
+        CoreErrorCode.VALIDATION_FAILED,
+        "The cursor is invalid.",
+        remediation="Use the `next` URL from the previous page unchanged.",
+        errors=[{"field": "cursor", "message": "Invalid cursor.", "code": "invalid"}],
+    )
 
 
 class IdCursorPagination(CursorPagination):
@@ -14,30 +35,52 @@ class IdCursorPagination(CursorPagination):
     ordering = "-id"
     page_size = 50
     page_size_query_param = "limit"
-    max_page_size = 500
+    max_page_size = 200
 
     def decode_cursor(self, request):
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw is not None and (not raw.isascii() or len(raw) > 512):
+            raise _invalid_cursor()
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except Exception as exc:
-            raise TollgateError(
-                CoreErrorCode.VALIDATION_FAILED,
-                "The cursor is invalid.",
-                remediation="Use the `next` URL from the previous page unchanged.",
-                errors=[{"field": "cursor", "message": "Invalid cursor.", "code": "invalid"}],
-            ) from exc
+            raise _invalid_cursor() from exc
+        if cursor is None:
+            return None
+        # Only cursors this server wrote: forward, positioned at a row id. Anything else (a NUL
+        # or any text hidden in the base64) would reach the query as a value.
+        if cursor.reverse or (
+            cursor.position is not None and not _POSITION_RE.match(cursor.position)
+        ):
+            raise _invalid_cursor()
+        return cursor
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        if not _LIMIT_RE.match(raw) or not 1 <= int(raw) <= self.max_page_size:
             raise TollgateError(
                 CoreErrorCode.VALIDATION_FAILED,
                 f"`limit` must be an integer between 1 and {self.max_page_size}.",
                 errors=[{"field": "limit", "message": "Out of range.", "code": "invalid"}],
             )
         return int(raw)
+
+    def trim_to_budget(self, rows: list[dict], budget: int = MAX_PAGE_BYTES) -> list[dict]:
+        """Keep the leading rows whose JSON fits the byte budget (always at least one row) and
+        point ``next`` after the last row kept."""
+        used = 0
+        for index, row in enumerate(rows):
+            used += len(json.dumps(row, ensure_ascii=False, default=str)) + 1
+            if used > budget and index > 0:
+                self.next_position = self._get_position_from_instance(
+                    self.page[index], self.ordering
+                )
+                self.page = self.page[:index]
+                self.has_next = True
+                return rows[:index]
+        return rows
 
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
