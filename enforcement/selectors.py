@@ -20,7 +20,13 @@ def approvals_for_approver(*, tenant, user, status: str) -> QuerySet[ApprovalReq
         candidates = candidates.exclude(votes__user_id=user.pk)
     allowed = []
     for approval in candidates.only(
-        "id", "tenant_id", "routing", "requester", "requester_user_id", "state"
+        "id",
+        "tenant_id",
+        "routing",
+        "requester",
+        "requester_user_id",
+        "requester_creator_id",
+        "state",
     ):
         error = authority_error(approval, user)
         if error is None or (

@@ -37,3 +37,11 @@ def signing_keys_retire_task() -> list[str]:
     from enforcement.services.tokens import signing_keys_retire
 
     return signing_keys_retire()
+
+
+@shared_task(name="enforcement.policy_simulate_task")
+def policy_simulate_task(job_id: str) -> bool:
+    """Run one queued policy simulation job (bounded; safe to deliver twice)."""
+    from enforcement.services.simulation_jobs import simulation_job_run
+
+    return simulation_job_run(job_id=job_id)

@@ -21,7 +21,9 @@ def ledger_status() -> dict:
     """Last signed checkpoint and last recorded verification (cheap: two indexed reads)."""
     return {
         "last_checkpoint": LedgerCheckpoint.objects.order_by("-created_at").first(),
-        "last_verification": LedgerVerification.objects.order_by("-created_at").first(),
+        "last_verification": LedgerVerification.objects.filter(state="done")
+        .order_by("-created_at")
+        .first(),
     }
 
 

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from controlplane.core.serializers import StrictSerializer, UsdField
-from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
 from controlplane.tenancy.auth import ApiKeyAuthentication
 from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Membership, Tenant
@@ -164,10 +164,15 @@ class ApiKeyOrSession(BasePermission):
         return user is not None and isinstance(user, get_user_model()) and user.is_authenticated
 
 
+APPROVAL_BINDING = Confine(project="decision__project", environment="decision__environment")
+
+
 class ApprovalAPIView(TenantScopedAPIView):
     model = ApprovalRequest
     authentication_classes = [ApiKeyAuthentication, CsrfSessionAuthentication]
     permission_classes = [ApiKeyOrSession]
+    # A bound key sees and acts on the requests of its project/environment only.
+    bound_keys = {"GET": APPROVAL_BINDING, "POST": APPROVAL_BINDING}
 
     def base_queryset(self):
         return ApprovalRequest.objects.select_related("decision__project")
@@ -250,8 +255,9 @@ class ApprovalListView(ApprovalAPIView):
         queryset = approvals_for_approver(
             tenant=self.tenant, user=self.actor(), status=wanted
         ).select_related("decision__project")
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response([approval_body(a) for a in page])
+        return self.page_response(
+            self.confined(queryset), lambda rows: [approval_body(a) for a in rows]
+        )
 
 
 class ApprovalDetailView(ApprovalAPIView):
@@ -354,7 +360,7 @@ class ApprovalCancelView(ApprovalAPIView):
             return f"api-key:{key.prefix}"
         user = self.request.user
         if isinstance(user, get_user_model()):
-            if approval.requester_user_id == user.pk:
+            if user.pk in (approval.requester_user_id, approval.requester_creator_id):
                 return f"user:{user.get_username()}"
             role = (
                 Membership.objects.filter(user=user, tenant=self.tenant)
@@ -374,6 +380,9 @@ class ApprovalCancelView(ApprovalAPIView):
 
 class ApprovalTokenConsumeView(TenantScopedAPIView):
     required_scopes = {"POST": scopes.GATE_WRITE}
+    # The expected project/environment must be the key's (checked below); the token is bound
+    # to them, so a bound key consumes only tokens of its own binding.
+    bound_keys = {"POST": CHECKED_IN_VIEW}
     serializer_class = ConsumeIn
 
     @extend_schema(
@@ -395,6 +404,16 @@ class ApprovalTokenConsumeView(TenantScopedAPIView):
                 remediation="Use a key for the token's project.",
                 status=403,
             )
+        if api_key.environment:
+            if data.get("expected_environment", api_key.environment) != api_key.environment:
+                raise TollgateError(
+                    EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+                    f"This API key is bound to environment {api_key.environment!r}.",
+                    remediation="Use a key for the token's environment.",
+                    status=403,
+                )
+            # The token must be for the key's environment even when the caller did not say.
+            data["expected_environment"] = api_key.environment
         policy = active_policy(self.tenant.id)
         ttl = data.get("ttl_seconds") or policy.default_ttl_seconds
         if ttl > policy.max_ttl_seconds:

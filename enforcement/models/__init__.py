@@ -2,6 +2,7 @@ from enforcement.models.approvals import ApprovalRequest, ApprovalToken, Approva
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
 from enforcement.models.policies import Policy
+from enforcement.models.simulations import SimulationJob
 
 __all__ = [
     "ApprovalRequest",
@@ -15,5 +16,6 @@ __all__ = [
     "Reservation",
     "ReservationAllocation",
     "SigningKey",
+    "SimulationJob",
     "SpendRollup",
 ]

@@ -17,8 +17,10 @@ from django.utils.dateparse import parse_datetime
 from controlplane.audit.chain import GENESIS_HASH, budget_period_chain, scope_chain
 from controlplane.audit.models import OutboxEvent
 from controlplane.audit.services import ledger_append, next_entry
+from controlplane.core import dberrors
 from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
+from controlplane.core.dberrors import classify_database_error
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from controlplane.tenancy.models import ApiKey, Project, Tenant
@@ -27,8 +29,6 @@ from enforcement.context import compute_context
 from enforcement.errors import EnforcementErrorCode
 from enforcement.metrics import (
     GATE_DECISIONS,
-    GATE_FAIL_CLOSED,
-    GATE_FAIL_OPEN,
     GATE_LATENCY,
     POLICY_RULE_ERRORS,
 )
@@ -90,21 +90,54 @@ class GateResult:
 
 
 class CannotDecide(Exception):
-    """The decision could not be made (database failure or deadline): the fail mode answers.
+    """The decision could not be made: the view answers without a decision.
 
-    Raised after the transaction rolled back, so nothing of the decision was written.
+    Raised after the transaction rolled back, so nothing of the decision was written. Only the
+    ``FAIL_MODE_CAUSES`` (the database is unreachable, or the decision deadline Tollgate set
+    passed) let the environment's fail mode answer; any other cause fails closed, so neither a
+    bug nor anything a client sends can turn into a fail-open ALLOW.
     """
 
     def __init__(self, cause: str, detail: str = "") -> None:
         super().__init__(f"{cause}: {detail}" if detail else cause)
-        self.cause = cause  # "database" | "deadline"
+        self.cause = cause  # "database" | "deadline" | "error"
         self.detail = detail
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    """A PostgreSQL lock_timeout / statement_timeout cancellation (SQLSTATE 55P03 / 57014)."""
-    cause = exc.__cause__
-    return getattr(cause, "sqlstate", None) in ("55P03", "57014")
+FAIL_MODE_CAUSES = frozenset({"database", "deadline"})
+
+
+def _database_failure(exc: DatabaseError, tenant: Tenant) -> Exception:
+    """What a database error inside the decision transaction means for the caller.
+
+    Classified in one place (``controlplane.core.dberrors``): a bad value is the request's
+    fault (4xx); a lock or statement timeout here is the deadline this decision set with
+    ``SET LOCAL``; an unreachable server is infrastructure; anything else fails closed.
+    """
+    kind = classify_database_error(exc)
+    if kind == dberrors.CLIENT:
+        if getattr(exc.__cause__, "sqlstate", None) == "22003":
+            # A counter would overflow: the amount is the problem, not the database.
+            return TollgateError(
+                EnforcementErrorCode.AMOUNT_OUT_OF_RANGE,
+                "This amount would overflow a budget or credit counter; nothing was written.",
+                remediation="Send a realistic amount, or release/commit the outstanding holds.",
+                status=422,
+                errors=[
+                    {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
+                ],
+            )
+        return TollgateError(
+            EnforcementErrorCode.INVALID_VALUE,
+            "A value in this request cannot be stored; nothing was written.",
+            remediation="Send printable text without NUL characters and values in range.",
+        )
+    if kind == dberrors.TIMEOUT:
+        ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
+        return CannotDecide("deadline", f"a lock or statement exceeded {ms} ms")
+    if kind == dberrors.UNAVAILABLE:
+        return CannotDecide("database", type(exc).__name__)
+    return CannotDecide("error", type(exc).__name__)
 
 
 def _begin_decision(policy: CompiledPolicy):
@@ -250,22 +283,7 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
             raise
         return _replay(existing, fp, api_key)
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == "22003":
-            # A counter would overflow (e.g. soft mode holding huge amounts past the limit):
-            # the request is the problem, not the database, so it must never reach fail-open.
-            raise TollgateError(
-                EnforcementErrorCode.AMOUNT_OUT_OF_RANGE,
-                "This amount would overflow a budget or credit counter; nothing was written.",
-                remediation="Send a realistic amount, or release/commit the outstanding holds.",
-                status=422,
-                errors=[
-                    {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
-                ],
-            ) from exc
-        if _is_timeout(exc):
-            ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
-            raise CannotDecide("deadline", f"a lock or statement exceeded {ms} ms") from exc
-        raise CannotDecide("database", type(exc).__name__) from exc
+        raise _database_failure(exc, tenant) from exc
     body = result.response
     GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
     GATE_LATENCY.observe(time.perf_counter() - started)
@@ -417,7 +435,7 @@ def _load_sql(tenant, req, project_slug, environment, policy) -> _Loaded | Decis
             budgets = [_budget_from(row, tenant.id) for row in data["budgets"]]
             _create_missing_periods(tenant, budgets, parse_datetime(data["now"]).date())
         else:  # the policy changed under us twice in a row, or the periods keep vanishing
-            raise CannotDecide("database", "the policy or budgets kept changing")
+            raise CannotDecide("error", "the policy or budgets kept changing")
         policy = _published(tenant.id, data["policy"])  # same sha; the version may be newer
     budgets = _sort_budgets([_budget_from(row, tenant.id) for row in data["budgets"]])
     periods = {
@@ -581,7 +599,6 @@ def _decide_locked(
         for error in evaluation.rule_errors:
             POLICY_RULE_ERRORS.labels(rule_id=error["rule_id"]).inc()
             log.warning("policy_rule_error", tenant=tenant.id, **error)
-        (GATE_FAIL_OPEN if evaluation.fail_open else GATE_FAIL_CLOSED).inc()
     period_by_id = {p.id: p for p in ordered_periods}
     budget_of_period = {p.id: p.budget_id for p in ordered_periods}
 
@@ -604,7 +621,7 @@ def _decide_locked(
         context=context,
         policy_version=policy.version,
         policy_sha256=policy.sha256,
-        fail_open=evaluation.fail_open,
+        fail_open=False,  # a decision was made; only _cannot_decide answers by the fail mode
         snapshot=snapshot_to_dict(snapshot),
         created_at=now,
     )
@@ -672,7 +689,7 @@ def _decide_locked(
         "rule_errors": list(evaluation.rule_errors),
         "rule_id": outcome.rule_id,
         "policy": {"version": policy.version, "sha256": policy.sha256},
-        "fail_open": evaluation.fail_open,
+        "fail_open": False,
         "created_at": now.isoformat(),
     }
     decision.response = response

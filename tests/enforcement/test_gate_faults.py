@@ -2,7 +2,9 @@
 
 The failure is a real one: a PostgreSQL trigger that raises on INSERT into one of the tables the
 decision writes last (the ledger or the outbox), so the decision, reservation and counter updates
-have already been executed when the transaction aborts.
+have already been executed when the transaction aborts. It raises with SQLSTATE 57P01
+(admin_shutdown: the server is going away), the class of error the fail mode is for; an error of
+any other class fails closed (see also tests/enforcement/test_fail_mode_causes.py).
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ def world(tenant):
     return budget, grant
 
 
-def _fail_inserts_into(model) -> None:
+def _fail_inserts_into(model, errcode: str = "admin_shutdown") -> None:
     table = model._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             CREATE FUNCTION tollgate_test_fail() RETURNS trigger AS $$
-            BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql;
+            BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = '{errcode}'; END $$
+            LANGUAGE plpgsql;
             """
         )
         cursor.execute(
@@ -116,3 +119,14 @@ def test_fail_mode_comes_from_the_tenant_settings(client_a, tenant, world):
     _fail_inserts_into(OutboxEvent)
     assert _gate(client_a, "prod").json()["fail_open"] is True
     assert_problem(_gate(client_a, "dev"), 503, "GATE_UNAVAILABLE")
+
+
+def test_an_unexpected_database_error_fails_closed_even_where_the_fail_mode_is_open(
+    client_a, tenant, world
+):
+    """Not an outage (SQLSTATE P0001, a raised exception): a bug, never a fail-open ALLOW."""
+    before = _snapshot()
+    _fail_inserts_into(LedgerEntry, errcode="raise_exception")
+    problem = assert_problem(_gate(client_a, "dev"), 503, "GATE_UNAVAILABLE")
+    assert problem["fail_open"] is False and problem["fail_cause"] == "error"
+    assert _snapshot() == before

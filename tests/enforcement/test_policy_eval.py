@@ -21,7 +21,7 @@ from enforcement.policy.document import validate_document
 from enforcement.policy.evaluate import evaluate, snapshot_from_dict, snapshot_to_dict
 from tests import factories
 from tests.api_contracts import assert_problem
-from tests.enforcement.helpers import policy_document
+from tests.enforcement.helpers import policy_document, simulate
 
 GATE = "/api/v1/gate/decisions"
 RULES = [
@@ -224,21 +224,30 @@ SIM_RULES = [
 ]
 
 
-def test_simulation_matches_the_hand_computed_window(client_a, tenant, window):
+def test_simulation_matches_the_hand_computed_window(
+    client_a, tenant, window, django_capture_on_commit_callbacks
+):
     made, since, until = window
     assert [d["outcome"] for d in made[:6]] == ["ALLOW", "ALLOW", "ALLOW", "ALLOW", "DENY", "ALLOW"]
     ledger_before, decisions_before = LedgerEntry.objects.count(), Decision.objects.count()
-    response = client_a.post(
-        "/api/v1/policies/simulate",
+    job = simulate(
+        client_a,
         {
             "document": policy_document(rules=SIM_RULES),
             "since": since.isoformat(),
             "until": until.isoformat(),
         },
-        format="json",
+        django_capture_on_commit_callbacks,
     )
-    assert response.status_code == 200, response.content
-    report = response.json()
+    assert job["status"] == "succeeded" and job["error"] is None
+    assert job["progress"] == {
+        "processed": 6,
+        "total": 6,
+        "max_decisions": 50_000,
+        "percent": 100.0,
+    }
+    report = job["result"]
+    assert report["capped"] is False
     # d1 (150 prod) and d3 (200 prod) -> REQUIRE_APPROVAL by big-prod; d5 (120 prod, ml) matches
     # big-prod first (first match wins) -> REQUIRE_APPROVAL; d4 stays DENY (the waterfall still
     # fails under the approval rule); d0 (50) and d2 (dev) unchanged; d6 is outside the window.
@@ -271,24 +280,28 @@ def test_simulation_matches_the_hand_computed_window(client_a, tenant, window):
     )
 
 
-def test_simulating_the_published_version_changes_nothing(client_a, window):
+def test_simulating_the_published_version_changes_nothing(
+    client_a, window, django_capture_on_commit_callbacks
+):
     _, since, until = window
-    report = client_a.post(
-        "/api/v1/policies/simulate",
+    report = simulate(
+        client_a,
         {"version": 1, "since": since.isoformat(), "until": until.isoformat()},
-        format="json",
-    ).json()
+        django_capture_on_commit_callbacks,
+    )["result"]
     assert report["changed_count"] == 0 and report["before"] == report["after"]
 
 
-def test_simulation_accepts_yaml_text_and_rejects_bad_input(client_a, window):
+def test_simulation_accepts_yaml_text_and_rejects_bad_input(
+    client_a, window, django_capture_on_commit_callbacks
+):
     _, since, until = window
     yaml_text = "version: 1\nrules:\n  - id: ml-deny\n    when: \"'team' in request.labels\"\n    then: deny\n"
-    report = client_a.post(
-        "/api/v1/policies/simulate",
+    report = simulate(
+        client_a,
         {"document": yaml_text, "since": since.isoformat(), "until": until.isoformat()},
-        format="json",
-    ).json()
+        django_capture_on_commit_callbacks,
+    )["result"]
     assert report["changed_count"] == 1 and report["changed"][0]["changed_by_rule"] == "ml-deny"
     bad = client_a.post(
         "/api/v1/policies/simulate",
