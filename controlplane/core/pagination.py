@@ -7,6 +7,8 @@ page of large rows can never build a response of hundreds of megabytes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 
@@ -39,8 +41,13 @@ class IdCursorPagination(CursorPagination):
 
     def decode_cursor(self, request):
         raw = request.query_params.get(self.cursor_query_param)
-        if raw is not None and (not raw.isascii() or len(raw) > 512):
-            raise _invalid_cursor()
+        if raw is not None:
+            if not raw.isascii() or len(raw) > 512:
+                raise _invalid_cursor()
+            try:  # DRF's decoder skips characters that are not base64; ours refuses them
+                base64.b64decode(raw.encode("ascii"), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise _invalid_cursor() from exc
         try:
             cursor = super().decode_cursor(request)
         except Exception as exc:

@@ -29,6 +29,7 @@ RULE_ERROR_REASON = "POLICY_RULE_ERROR"
 # or rules that together took longer, answer as a rule error instead of their result.
 RULE_BUDGET_SECONDS = 0.025
 RULES_BUDGET_SECONDS = 0.100
+_timer = time.perf_counter  # a monotonic clock for the guard only (tests replace it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +105,12 @@ def match_rules(
     policy: CompiledPolicy,
     variables: dict[str, Any],
     *,
-    timer: Callable[[], float] = time.perf_counter,
+    timer: Callable[[], float] | None = None,
 ) -> tuple[engine.RuleOutcome | None, dict[str, str] | None]:
     """First matching rule, or the first rule error (evaluation stops there)."""
     if not policy.rules:
         return None, None
+    timer = timer or _timer
     # One CEL context per decision: the variables are converted to CEL values once and reused
     # by every rule (a plain dict would be converted again for each rule).
     try:
