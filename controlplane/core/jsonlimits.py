@@ -70,10 +70,42 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _suspect_text(text: str, nul: bool) -> bool:
+    """Cheap pre-check: only non-ASCII text can hold a surrogate, only text with NUL a NUL."""
+    return not text.isascii() or (nul and "\x00" in text)
+
+
+def _first_problem(value: Any, nul: bool) -> bool:
+    """Whether anything in ``value`` is unrepresentable (a fast walk that builds no paths)."""
+    check_text = _bad_text if nul else _bad_unicode
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key in item:
+                if type(key) is str and _suspect_text(key, nul) and check_text(key):
+                    return True
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is str:
+            if _suspect_text(item, nul) and check_text(item):
+                return True
+        elif (kind is float or kind is int) and _bad_scalar(item):
+            return True
+    return False
+
+
 def unrepresentable(value: Any, path: str = "", *, nul: bool = False) -> tuple[str, str] | None:
     """(field path, message) of the first value we could not encode, hash or hand to a rule,
     else None. NUL characters (which PostgreSQL cannot store) only with ``nul``: request bodies
-    leave them to their fields, which say why in their own words."""
+    leave them to their fields, which say why in their own words.
+
+    Every request body goes through this: a fast walk first; the path is only worked out
+    (a second walk) when something is wrong."""
+    if not _first_problem(value, nul):
+        return None
     check_text = _bad_text if nul else _bad_unicode
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
@@ -92,7 +124,7 @@ def unrepresentable(value: Any, path: str = "", *, nul: bool = False) -> tuple[s
             problem = _bad_scalar(item, nul=nul)
             if problem:
                 return where, problem
-    return None
+    return None  # pragma: no cover - the fast walk found something the slow one must too
 
 
 def free_form_problem(value: Any, limits: FreeFormLimits) -> str | None:

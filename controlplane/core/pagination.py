@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from controlplane.core.errors import CoreErrorCode, TollgateError
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024
+SERIALIZE_CHUNK = 10
 _LIMIT_RE = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only: "²".isdigit() is True
 _POSITION_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
 
@@ -74,19 +75,23 @@ class IdCursorPagination(CursorPagination):
             )
         return int(raw)
 
-    def trim_to_budget(self, rows: list[dict], budget: int = MAX_PAGE_BYTES) -> list[dict]:
-        """Keep the leading rows whose JSON fits the byte budget (always at least one row) and
-        point ``next`` after the last row kept."""
+    def serialize_within_budget(self, serialize, budget: int = MAX_PAGE_BYTES) -> list[dict]:
+        """Serialise the page a few rows at a time and stop once the rows' JSON reaches the
+        byte budget (always at least one row); ``next`` then points after the last row kept."""
+        rows: list[dict] = []
         used = 0
-        for index, row in enumerate(rows):
-            used += len(json.dumps(row, ensure_ascii=False, default=str)) + 1
-            if used > budget and index > 0:
-                self.next_position = self._get_position_from_instance(
-                    self.page[index], self.ordering
-                )
-                self.page = self.page[:index]
-                self.has_next = True
-                return rows[:index]
+        for start in range(0, len(self.page), SERIALIZE_CHUNK):
+            for row in serialize(self.page[start : start + SERIALIZE_CHUNK]):
+                used += len(json.dumps(row, ensure_ascii=False, default=str)) + 1
+                if used > budget and rows:
+                    index = len(rows)
+                    self.next_position = self._get_position_from_instance(
+                        self.page[index], self.ordering
+                    )
+                    self.page = self.page[:index]
+                    self.has_next = True
+                    return rows
+                rows.append(row)
         return rows
 
     def get_paginated_response(self, data):

@@ -84,7 +84,7 @@ def policy_simulate(
     environment: str = "",
     max_decisions: int | None = None,
     on_progress: Callable[[int], None] | None = None,
-    chunk: int = 500,
+    chunk: int = 100,
 ) -> dict[str, Any]:
     """Counts per outcome before/after and the decisions whose outcome would change.
 

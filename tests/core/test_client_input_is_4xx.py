@@ -355,3 +355,39 @@ def test_the_93rd_commit_of_100_billion_usd_is_recorded(tenant, payments):
         reservation_commit(reservation_id=body["reservation"]["id"], actual_micros=huge)
     period = BudgetPeriod.objects.get(budget=budget)
     assert period.spent_micros == 93 * huge > 2**63 and period.reserved_micros == 0
+
+
+# --- bounded pages -----------------------------------------------------------------------------
+
+
+def test_a_page_stops_at_its_byte_budget_and_next_continues_after_it(
+    client_a, tenant, payments, monkeypatch
+):
+    from controlplane.core import pagination
+
+    factories.make_budget(tenant, "1000.00", project=payments)
+    made = [gate_service(tenant, micros=1_000_000)["decision_id"] for _ in range(7)]
+    one_row = len(json.dumps(client_a.get("/api/v1/decisions?limit=1").json()["results"][0]))
+    monkeypatch.setattr(
+        pagination.IdCursorPagination.serialize_within_budget, "__defaults__", (int(one_row * 2.5),)
+    )
+    seen, url, pages = [], "/api/v1/decisions?limit=200", 0
+    while url:
+        body = client_a.get(url).json()
+        assert 1 <= len(body["results"]) <= 2
+        seen += [row["id"] for row in body["results"]]
+        url, pages = body["next"], pages + 1
+    assert sorted(seen) == sorted(made) and len(seen) == len(set(seen)) and pages == 4
+
+
+def test_one_row_larger_than_the_budget_is_still_served(client_a, tenant, payments, monkeypatch):
+    from controlplane.core import pagination
+
+    factories.make_budget(tenant, "1000.00", project=payments)
+    for _ in range(2):
+        gate_service(tenant, micros=1_000_000)
+    monkeypatch.setattr(
+        pagination.IdCursorPagination.serialize_within_budget, "__defaults__", (10,)
+    )
+    body = client_a.get("/api/v1/decisions").json()
+    assert len(body["results"]) == 1 and body["next"]

@@ -122,9 +122,8 @@ class TenantScopedAPIView(GenericAPIView):
     def page_response(self, queryset, serialize):
         """One page of ``queryset`` as ``{"results", "next"}``: ``serialize(rows) -> [dict]``,
         bounded in rows (``?limit=``) and in bytes (``MAX_PAGE_BYTES``)."""
-        page = self.paginate_queryset(queryset)
-        data = self.paginator.trim_to_budget(list(serialize(page)))
-        return self.get_paginated_response(data)
+        self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.paginator.serialize_within_budget(serialize))
 
     def base_queryset(self):
         return self.model.objects.all()
