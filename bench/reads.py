@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=3_000)
     parser.add_argument("--big-rows", type=int, default=500)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--only", default="auth,export,page,simulate", help="comma list of sections to run"
+    )
     args = parser.parse_args()
 
     _recreate()
@@ -157,7 +160,6 @@ def seed(args):
 
 
 def run(args) -> None:
-    from rest_framework.renderers import JSONRenderer
     from rest_framework.test import APIClient
 
     tenant, key = seed(args)
@@ -170,6 +172,76 @@ def run(args) -> None:
         size_text = f"{size / 1e6:9.1f} MB" if size is not None else ""
         print(f"{name:<52}{elapsed:>9.2f}s{peak:>11.1f} MB{size_text:>12}")
 
+    sections = set(args.only.split(","))
+    if "auth" in sections:
+        auth(tenant)
+    if "export" in sections:
+        export(args, client, tenant, line)
+    if "page" in sections:
+        page(client, tenant, line)
+    if "simulate" in sections:
+        simulate(client, tenant, line)
+
+
+def auth(tenant) -> None:
+    """The authentication read, before (key + tenant + project; a person's key then needed a
+    second query for the person) and now (+ whether the person is active and a member)."""
+    import statistics
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from controlplane.tenancy import auth as auth_module
+    from controlplane.tenancy import services
+    from controlplane.tenancy.models import ApiKey, Project, Tenant
+
+    user = get_user_model().objects.create_user("bench-person")
+    services.membership_set(tenant=tenant, user=user, role="member")
+    person, _ = services.api_key_issue(tenant=tenant, name="p", scopes=["tenant:read"], user=user)
+    service, _ = services.api_key_issue(tenant=tenant, name="s", scopes=["tenant:read"])
+    cols = auth_module._columns
+    before_sql = (
+        f"SELECT {cols(ApiKey, 'k')}, {cols(Tenant, 't')}, {cols(Project, 'p')} "  # noqa: S608
+        'FROM "tenancy_apikey" k JOIN "tenancy_tenant" t ON t."id" = k."tenant_id" '
+        'LEFT JOIN "tenancy_project" p ON p."id" = k."project_id" WHERE k."prefix" = %s'
+    )
+    user_sql = f'SELECT * FROM "{get_user_model()._meta.db_table}" WHERE "id" = %s'  # noqa: S608
+
+    def timed(statements, n=1000):
+        samples = []
+        with connection.cursor() as cursor:
+            for _ in range(n):
+                started = time.perf_counter_ns()
+                for sql, params in statements:
+                    cursor.execute(sql, params)
+                    cursor.fetchone()
+                samples.append((time.perf_counter_ns() - started) / 1000)
+        return statistics.median(samples)
+
+    cases = {
+        "service key, before": [(before_sql, [service.prefix])],
+        "service key, now": [(auth_module._key_sql(), [service.prefix])],
+        "person key, before (+ the person)": [
+            (before_sql, [person.prefix]),
+            (user_sql, [user.pk]),
+        ],
+        "person key, now (+ the person and membership)": [
+            (auth_module._key_sql(), [person.prefix]),
+            (auth_module._person_sql(), [tenant.id, user.pk]),
+        ],
+    }
+    for statements in cases.values():
+        timed(statements, 200)
+    rounds = {name: [] for name in cases}
+    for _ in range(3):  # alternating rounds: this machine's noise moves all of them together
+        for name, statements in cases.items():
+            rounds[name].append(timed(statements))
+    print("authentication read, median us of 1000, three alternating rounds:")
+    for name, values in rounds.items():
+        print(f"  {name:<44}" + "".join(f"{v:8.0f}" for v in values))
+
+
+def export(args, client, tenant, line) -> None:
     # 1. export
     from controlplane.audit.api.views import LedgerEntrySerializer
     from controlplane.audit.models import LedgerEntry
@@ -195,7 +267,13 @@ def run(args) -> None:
     size, elapsed, peak = measure(export_now)
     line("export, now (streamed from a spooled file)", elapsed, peak, size)
 
+
+def page(client, tenant, line) -> None:
     # 2. a decisions page of big rows
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
     from enforcement.api.serializers import DecisionSerializer
     from enforcement.models import Decision
 
@@ -216,6 +294,8 @@ def run(args) -> None:
     (size, count), elapsed, peak = measure(page_now)
     line(f"decisions?limit=200, now ({count} rows: 4 MiB budget)", elapsed, peak, size)
 
+
+def simulate(client, tenant, line) -> None:
     # 3. simulation
     from controlplane.core.clock import db_now
     from enforcement.policy.schema import DEFAULT_DOCUMENT

@@ -7,11 +7,14 @@ from typing import Any
 import structlog
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from controlplane.core import dberrors
+from controlplane.core.dberrors import classify_database_error
 from controlplane.core.errors import CoreErrorCode, TollgateError
 from controlplane.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 
@@ -179,6 +182,17 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             str(code).upper(),
             str(exc.detail),
             context=context,
+        )
+    if isinstance(exc, DatabaseError) and classify_database_error(exc) == dberrors.CLIENT:
+        # The database refused a value of the request (NUL, bad encoding, out of range): the
+        # client's error, whichever view let it through.
+        log.warning("database_refused_value", exc_type=type(exc).__name__)
+        return _problem(
+            400,
+            CoreErrorCode.INVALID_VALUE,
+            "A value in this request cannot be stored; nothing was written.",
+            context=context,
+            remediation="Send printable text without NUL characters and values in range.",
         )
     log.exception("unhandled_exception", exc_type=type(exc).__name__)
     return _problem(

@@ -75,23 +75,38 @@ class IdCursorPagination(CursorPagination):
             )
         return int(raw)
 
-    def serialize_within_budget(self, serialize, budget: int = MAX_PAGE_BYTES) -> list[dict]:
-        """Serialise the page a few rows at a time and stop once the rows' JSON reaches the
-        byte budget (always at least one row); ``next`` then points after the last row kept."""
-        rows: list[dict] = []
-        used = 0
-        for start in range(0, len(self.page), SERIALIZE_CHUNK):
-            for row in serialize(self.page[start : start + SERIALIZE_CHUNK]):
+    def page_within_budget(self, queryset, request, view, serialize, budget: int = MAX_PAGE_BYTES):
+        """One page, read from the database and serialised a few rows at a time: it ends after
+        ``limit`` rows or once the rows' JSON reaches ``budget`` bytes (always at least one
+        row), so neither the rows held nor the response grow with the size of the rows."""
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        self.ordering = self.get_ordering(request, queryset, view)
+        self.cursor = self.decode_cursor(request)
+        offset, position = (self.cursor.offset, self.cursor.position) if self.cursor else (0, None)
+        field = self.ordering[0].lstrip("-")
+        queryset = queryset.order_by(*self.ordering)
+        if position is not None:
+            after = "lt" if self.ordering[0].startswith("-") else "gt"
+            queryset = queryset.filter(**{f"{field}__{after}": position})
+        self.page, rows, used, start = [], [], 0, offset
+        self.has_next, self.next_position = False, None
+        self.has_previous, self.previous_position = position is not None or offset > 0, position
+        while len(self.page) < self.page_size:
+            chunk = list(queryset[start : start + min(SERIALIZE_CHUNK, self.page_size - len(rows))])
+            start += len(chunk)
+            for instance, row in zip(chunk, serialize(chunk), strict=True):
                 used += len(json.dumps(row, ensure_ascii=False, default=str)) + 1
                 if used > budget and rows:
-                    index = len(rows)
-                    self.next_position = self._get_position_from_instance(
-                        self.page[index], self.ordering
-                    )
-                    self.page = self.page[:index]
                     self.has_next = True
+                    self.next_position = self._get_position_from_instance(instance, self.ordering)
                     return rows
+                self.page.append(instance)
                 rows.append(row)
+            if not chunk:
+                return rows
+        self.has_next = queryset[start : start + 1].exists()
         return rows
 
     def get_paginated_response(self, data):

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from controlplane.core import dberrors
 from controlplane.core.clock import db_now
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import TollgateError
+from controlplane.core.errors import CoreErrorCode, TollgateError
 from controlplane.core.money import format_usd
 from controlplane.core.params import (
     ENVIRONMENT_RE,
@@ -123,7 +123,7 @@ class GateDecisionView(TenantScopedAPIView):
             kind = classify_database_error(exc)
             if kind == dberrors.CLIENT:
                 raise TollgateError(
-                    EnforcementErrorCode.INVALID_VALUE,
+                    CoreErrorCode.INVALID_VALUE,
                     "A value in this request cannot be stored; nothing was written.",
                     remediation="Send printable text without NUL characters and values in range.",
                 ) from exc

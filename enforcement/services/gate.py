@@ -21,7 +21,7 @@ from controlplane.core import dberrors
 from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import TollgateError
+from controlplane.core.errors import CoreErrorCode, TollgateError
 from controlplane.core.money import format_usd
 from controlplane.tenancy.models import ApiKey, Project, Tenant
 from enforcement import engine
@@ -128,7 +128,7 @@ def _database_failure(exc: DatabaseError, tenant: Tenant) -> Exception:
                 ],
             )
         return TollgateError(
-            EnforcementErrorCode.INVALID_VALUE,
+            CoreErrorCode.INVALID_VALUE,
             "A value in this request cannot be stored; nothing was written.",
             remediation="Send printable text without NUL characters and values in range.",
         )

@@ -369,7 +369,7 @@ def test_a_page_stops_at_its_byte_budget_and_next_continues_after_it(
     made = [gate_service(tenant, micros=1_000_000)["decision_id"] for _ in range(7)]
     one_row = len(json.dumps(client_a.get("/api/v1/decisions?limit=1").json()["results"][0]))
     monkeypatch.setattr(
-        pagination.IdCursorPagination.serialize_within_budget, "__defaults__", (int(one_row * 2.5),)
+        pagination.IdCursorPagination.page_within_budget, "__defaults__", (int(one_row * 2.5),)
     )
     seen, url, pages = [], "/api/v1/decisions?limit=200", 0
     while url:
@@ -386,8 +386,6 @@ def test_one_row_larger_than_the_budget_is_still_served(client_a, tenant, paymen
     factories.make_budget(tenant, "1000.00", project=payments)
     for _ in range(2):
         gate_service(tenant, micros=1_000_000)
-    monkeypatch.setattr(
-        pagination.IdCursorPagination.serialize_within_budget, "__defaults__", (10,)
-    )
+    monkeypatch.setattr(pagination.IdCursorPagination.page_within_budget, "__defaults__", (10,))
     body = client_a.get("/api/v1/decisions").json()
     assert len(body["results"]) == 1 and body["next"]

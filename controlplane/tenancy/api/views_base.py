@@ -122,8 +122,8 @@ class TenantScopedAPIView(GenericAPIView):
     def page_response(self, queryset, serialize):
         """One page of ``queryset`` as ``{"results", "next"}``: ``serialize(rows) -> [dict]``,
         bounded in rows (``?limit=``) and in bytes (``MAX_PAGE_BYTES``)."""
-        self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.paginator.serialize_within_budget(serialize))
+        rows = self.paginator.page_within_budget(queryset, self.request, self, serialize)
+        return self.get_paginated_response(rows)
 
     def base_queryset(self):
         return self.model.objects.all()
