@@ -57,3 +57,12 @@ class TollgateError(APIException):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+def invalid_value_error() -> TollgateError:
+    """400 for a value the database refused as data (NUL, bad encoding, out of range)."""
+    return TollgateError(
+        CoreErrorCode.INVALID_VALUE,
+        "A value in this request cannot be stored; nothing was written.",
+        remediation="Send printable text without NUL characters and values in range.",
+    )

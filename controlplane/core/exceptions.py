@@ -15,7 +15,7 @@ from rest_framework.views import set_rollback
 
 from controlplane.core import dberrors
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import CoreErrorCode, TollgateError
+from controlplane.core.errors import CoreErrorCode, TollgateError, invalid_value_error
 from controlplane.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 log = structlog.get_logger(__name__)
@@ -187,13 +187,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         # The database refused a value of the request (NUL, bad encoding, out of range): the
         # client's error, whichever view let it through.
         log.warning("database_refused_value", exc_type=type(exc).__name__)
-        return _problem(
-            400,
-            CoreErrorCode.INVALID_VALUE,
-            "A value in this request cannot be stored; nothing was written.",
-            context=context,
-            remediation="Send printable text without NUL characters and values in range.",
-        )
+        return problem_exception_handler(invalid_value_error(), context)
     log.exception("unhandled_exception", exc_type=type(exc).__name__)
     return _problem(
         500,

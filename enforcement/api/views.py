@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from controlplane.core import dberrors
 from controlplane.core.clock import db_now
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import CoreErrorCode, TollgateError
+from controlplane.core.errors import TollgateError, invalid_value_error
 from controlplane.core.money import format_usd
 from controlplane.core.params import (
     ENVIRONMENT_RE,
@@ -122,11 +122,7 @@ class GateDecisionView(TenantScopedAPIView):
         except DatabaseError as exc:  # outside the decision transaction (replay, continuation)
             kind = classify_database_error(exc)
             if kind == dberrors.CLIENT:
-                raise TollgateError(
-                    CoreErrorCode.INVALID_VALUE,
-                    "A value in this request cannot be stored; nothing was written.",
-                    remediation="Send printable text without NUL characters and values in range.",
-                ) from exc
+                raise invalid_value_error() from exc
             cause = "database" if kind == dberrors.UNAVAILABLE else "error"
             return self._cannot_decide(gate_request, cause, type(exc).__name__)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK

@@ -21,7 +21,7 @@ from controlplane.core import dberrors
 from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import CoreErrorCode, TollgateError
+from controlplane.core.errors import TollgateError, invalid_value_error
 from controlplane.core.money import format_usd
 from controlplane.tenancy.models import ApiKey, Project, Tenant
 from enforcement import engine
@@ -127,11 +127,7 @@ def _database_failure(exc: DatabaseError, tenant: Tenant) -> Exception:
                     {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
                 ],
             )
-        return TollgateError(
-            CoreErrorCode.INVALID_VALUE,
-            "A value in this request cannot be stored; nothing was written.",
-            remediation="Send printable text without NUL characters and values in range.",
-        )
+        return invalid_value_error()
     if kind == dberrors.TIMEOUT:
         ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
         return CannotDecide("deadline", f"a lock or statement exceeded {ms} ms")

@@ -62,12 +62,14 @@ def simulation_job_create(
     return job
 
 
-def _queue_failed(job_id: str) -> None:
+def _fail(job_id: str, code: str, message: str) -> None:
     SimulationJob.objects.filter(pk=job_id).update(
-        state=State.FAILED,
-        finished_at=db_now(),
-        error={"code": "QUEUE_UNAVAILABLE", "message": "The job queue is unreachable."},
+        state=State.FAILED, finished_at=db_now(), error={"code": code, "message": message[:500]}
     )
+
+
+def _queue_failed(job_id: str) -> None:
+    _fail(job_id, "QUEUE_UNAVAILABLE", "The job queue is unreachable.")
 
 
 def _claim(job_id: str) -> bool:
@@ -121,11 +123,7 @@ def simulation_job_run(*, job_id: str) -> bool:
             on_progress=progress,
         )
     except Exception as exc:
-        SimulationJob.objects.filter(pk=job_id).update(
-            state=State.FAILED,
-            finished_at=db_now(),
-            error={"code": "SIMULATION_FAILED", "message": f"{type(exc).__name__}: {exc}"[:500]},
-        )
+        _fail(job_id, "SIMULATION_FAILED", f"{type(exc).__name__}: {exc}")
         log.exception("simulation_failed", job=job_id)
         return True
     SimulationJob.objects.filter(pk=job_id).update(

@@ -8,13 +8,13 @@ import json
 import uuid
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from enforcement.models import BudgetPeriod, Decision
 from enforcement.services.reservations import reservation_commit
 from tests import factories
-from tests.api_contracts import assert_problem
+from tests.api_contracts import api_routes, assert_problem
 from tests.enforcement.approval_helpers import approved_token, pending_approval
+from tests.enforcement.approval_helpers import gate as approval_gate
 from tests.enforcement.helpers import gate_service, set_gate_settings
 
 pytestmark = pytest.mark.django_db
@@ -37,23 +37,8 @@ def gate_text(client, text: str, key: str | None = None):
 
 
 def _list_routes() -> list[str]:
-    """Every GET list endpoint of the API (no path parameters), from the URLconf."""
-    out: list[str] = []
-
-    def walk(patterns, prefix):
-        for pattern in patterns:
-            route = prefix + str(pattern.pattern)
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns, route)
-            elif (
-                isinstance(pattern, URLPattern) and "<" not in route and route.startswith("api/v1/")
-            ):
-                view = getattr(pattern.callback, "view_class", None)
-                if view is not None and hasattr(view, "get"):
-                    out.append("/" + route)
-
-    walk(get_resolver().url_patterns, "")
-    return sorted(set(out))
+    """Every GET route of the API without path parameters."""
+    return sorted({r.template for r in api_routes() if r.method == "GET" and not r.has_param})
 
 
 LIST_ROUTES = [
@@ -293,18 +278,7 @@ def test_the_approval_idempotency_namespace_is_reserved(client_a, tenant, paymen
         format="json",
     )
     assert_problem(in_body, 400, "IDEMPOTENCY_KEY_RESERVED")
-    follow_up = client_a.post(
-        GATE,
-        {
-            "project": "payments",
-            "environment": "prod",
-            "estimated_cost_usd": "150.00",
-            "requester": "ci@example.com",
-            "approval_token": token,
-        },
-        format="json",
-        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
-    )
+    follow_up = approval_gate(client_a, approval_token=token)
     assert follow_up.status_code == 201, follow_up.content
     assert follow_up.json()["reason_code"] == "APPROVED"
 
@@ -326,18 +300,7 @@ def test_a_continuation_key_taken_before_the_reservation_is_a_409_not_a_500(
         .post(f"/api/v1/approvals/{answer['approval']['id']}/approve", {}, format="json")
         .json()["token"]
     )
-    response = client_a.post(
-        GATE,
-        {
-            "project": "payments",
-            "environment": "prod",
-            "estimated_cost_usd": "150.00",
-            "requester": "ci@example.com",
-            "approval_token": token,
-        },
-        format="json",
-        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
-    )
+    response = approval_gate(client_a, approval_token=token)
     assert_problem(response, 409, "IDEMPOTENCY_KEY_REUSED")
 
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from controlplane.core.clock import db_now
@@ -33,48 +31,13 @@ from controlplane.tenancy.models import ApiKey, Project
 from controlplane.tenancy.scopes import all_scopes
 from enforcement.models import ApprovalRequest, Budget, Decision, Reservation, SimulationJob
 from tests import factories
-from tests.api_contracts import assert_problem
+from tests.api_contracts import Route, api_routes, assert_problem
 from tests.enforcement.helpers import gate_service
 
 pytestmark = pytest.mark.django_db
 
 
-@dataclass(frozen=True)
-class Route:
-    template: str  # "/api/v1/decisions/<str:id>"
-    view: type
-    method: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.method} {self.template}"
-
-    @property
-    def has_param(self) -> bool:
-        return "<" in self.template
-
-
-def _routes() -> list[Route]:
-    out: list[Route] = []
-
-    def walk(patterns, prefix):
-        for pattern in patterns:
-            route = prefix + str(pattern.pattern)
-            if isinstance(pattern, URLResolver):
-                walk(pattern.url_patterns, route)
-            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
-                view = getattr(pattern.callback, "view_class", None)
-                if view is None:
-                    continue
-                for method in view.http_method_names:
-                    if method not in ("options", "head", "trace") and hasattr(view, method):
-                        out.append(Route("/" + route, view, method.upper()))
-
-    walk(get_resolver().url_patterns, "")
-    return sorted(set(out), key=lambda r: r.id)
-
-
-ROUTES = _routes()
+ROUTES = api_routes()
 
 
 def test_the_walk_sees_the_whole_api():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import uuid
 from typing import Any
@@ -186,3 +187,25 @@ def simulate(client, body: dict, capture_on_commit) -> dict:
     finished = client.get(job["url"])
     assert finished.status_code == 200, finished.content
     return finished.json()
+
+
+@contextlib.contextmanager
+def row_locked_elsewhere(table: str, row_id: str):
+    """Hold ``SELECT ... FOR UPDATE`` on one row from another PostgreSQL session."""
+    import psycopg
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    holder = psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+    )
+    try:
+        holder.execute("BEGIN")
+        holder.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [row_id])  # noqa: S608
+        yield
+    finally:
+        holder.rollback()
+        holder.close()

@@ -17,7 +17,6 @@ import json
 import uuid
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from django.db import connection
 from prometheus_client import REGISTRY
@@ -25,7 +24,7 @@ from prometheus_client import REGISTRY
 from controlplane.audit.models import OutboxEvent
 from enforcement.models import BudgetPeriod, Decision, Reservation
 from tests import factories
-from tests.enforcement.helpers import policy_document, set_gate_settings
+from tests.enforcement.helpers import policy_document, row_locked_elsewhere, set_gate_settings
 
 GATE = "/api/v1/gate/decisions"
 
@@ -116,22 +115,8 @@ def test_a_lock_held_past_the_deadline_takes_the_fail_mode(client_a, tenant, wor
     )
     policy_publish(tenant=tenant, version=draft.version)
     period = BudgetPeriod.objects.get()
-    settings_dict = connection.settings_dict
-    holder = psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        dbname=settings_dict["NAME"],
-    )
-    try:
-        holder.execute("BEGIN")
-        holder.execute(
-            "SELECT 1 FROM enforcement_budgetperiod WHERE id = %s FOR UPDATE", [period.id]
-        )
+    with row_locked_elsewhere("enforcement_budgetperiod", period.id):
         body = _gate(client_a).json()
-    finally:
-        holder.rollback()
-        holder.close()
     assert body["fail_open"] is True and body["fail_cause"] == "deadline"
 
 

@@ -6,10 +6,8 @@ import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +19,7 @@ from enforcement.policy.document import validate_document
 from enforcement.policy.evaluate import evaluate, snapshot_from_dict, snapshot_to_dict
 from tests import factories
 from tests.api_contracts import assert_problem
-from tests.enforcement.helpers import policy_document, simulate
+from tests.enforcement.helpers import policy_document, row_locked_elsewhere, simulate
 
 GATE = "/api/v1/gate/decisions"
 RULES = [
@@ -136,18 +134,7 @@ def test_deadline_overrun_on_a_held_lock_answers_by_the_fail_mode(
     )
     policy_publish(tenant=tenant, version=draft.version)
     period = BudgetPeriod.objects.get(budget=budget)
-    settings_dict = connection.settings_dict
-    holder = psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        dbname=settings_dict["NAME"],
-    )
-    try:
-        holder.execute("BEGIN")
-        holder.execute(
-            "SELECT 1 FROM enforcement_budgetperiod WHERE id = %s FOR UPDATE", [period.id]
-        )
+    with row_locked_elsewhere("enforcement_budgetperiod", period.id):
         decisions_before = Decision.objects.count()
         response = client_a.post(
             GATE,
@@ -155,9 +142,6 @@ def test_deadline_overrun_on_a_held_lock_answers_by_the_fail_mode(
             format="json",
             HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
         )
-    finally:
-        holder.rollback()
-        holder.close()
     assert response.status_code == status, response.content
     if fail_mode == "closed":
         body = assert_problem(response, 503, "GATE_UNAVAILABLE")
