@@ -306,6 +306,10 @@ if PRODUCTION:
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# Ledger exports stream in constant memory (a spooled temporary file); this bounds their size.
+LEDGER_EXPORT_MAX_ENTRIES = env.int("LEDGER_EXPORT_MAX_ENTRIES", default=1_000_000)
+# Policy simulations run in a worker and replay at most this many decisions per job.
+SIMULATION_MAX_DECISIONS = env.int("SIMULATION_MAX_DECISIONS", default=50_000)
 # PostgreSQL: the gate reads-and-locks and writes through two SQL functions (migration
 # enforcement 0004) instead of ~14 ORM statements. Off only to exercise the portable path.
 GATE_SQL_FUNCTIONS = env.bool("GATE_SQL_FUNCTIONS", default=True)
@@ -422,7 +426,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "controlplane.core.renderers.ProblemJSONRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["controlplane.core.parsers.StrictJSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "controlplane.core.negotiation.LenientContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "controlplane.core.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,

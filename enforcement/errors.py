@@ -8,6 +8,7 @@ from controlplane.core.errors import register_error_codes
 class EnforcementErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REQUIRED = "IDEMPOTENCY_KEY_REQUIRED"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    IDEMPOTENCY_KEY_RESERVED = "IDEMPOTENCY_KEY_RESERVED"
     UNKNOWN_PROJECT = "UNKNOWN_PROJECT"
     KEY_SCOPE_MISMATCH = "KEY_SCOPE_MISMATCH"
     COST_REQUIRED = "COST_REQUIRED"
@@ -45,6 +46,8 @@ register_error_codes(
         "plus step.",
         EnforcementErrorCode.IDEMPOTENCY_KEY_REUSED: "Use a new idempotency key for a changed "
         "request.",
+        EnforcementErrorCode.IDEMPOTENCY_KEY_RESERVED: "Use another idempotency key, e.g. your "
+        "CI run id plus step (keys starting with `approval:` are Tollgate's own).",
         EnforcementErrorCode.UNKNOWN_PROJECT: "Create it with POST /api/v1/projects or fix the "
         "slug.",
         EnforcementErrorCode.KEY_SCOPE_MISMATCH: "Use a key bound to this project/environment, "

@@ -53,3 +53,11 @@ def budget_alerts_evaluate_task(period_ids: list[str]) -> int:
     from enforcement.services.alerts import budget_alerts_evaluate
 
     return budget_alerts_evaluate(period_ids=period_ids)
+
+
+@shared_task(name="enforcement.policy_simulate_task")
+def policy_simulate_task(job_id: str) -> bool:
+    """Run one queued policy simulation job (bounded; safe to deliver twice)."""
+    from enforcement.services.simulation_jobs import simulation_job_run
+
+    return simulation_job_run(job_id=job_id)

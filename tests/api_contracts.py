@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.urls import URLPattern, URLResolver, get_resolver
+
 PROBLEM = "application/problem+json"
 
 
@@ -55,3 +57,41 @@ class TenantIsolationContract:
         assert obj.pk not in response.content.decode(), body
         own = self._call(client_a, isolation_case, obj)
         assert own.status_code == isolation_case.ok_status, own.content[:500]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method of one API route, as the URLconf declares it."""
+
+    template: str  # "/api/v1/decisions/<str:id>"
+    view: type
+    method: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.template}"
+
+    @property
+    def has_param(self) -> bool:
+        return "<" in self.template
+
+
+def api_routes() -> list[Route]:
+    """Every method of every ``/api/v1`` route, from the URLconf (walks need no list to keep)."""
+    out: list[Route] = []
+
+    def walk(patterns, prefix):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
+                view = getattr(pattern.callback, "view_class", None)
+                if view is None:
+                    continue
+                for method in view.http_method_names:
+                    if method not in ("options", "head", "trace") and hasattr(view, method):
+                        out.append(Route("/" + route, view, method.upper()))
+
+    walk(get_resolver().url_patterns, "")
+    return sorted(set(out), key=lambda r: r.id)

@@ -10,11 +10,13 @@ from billing.entitlements import tenant_entitlements, tenant_plan
 from billing.limits import plan_limits
 from billing.selectors import subscription_of
 from controlplane.tenancy import scopes
-from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.tenancy.api.views_base import UNCONFINED, TenantScopedAPIView
 
 
 class TenantView(TenantScopedAPIView):
     required_scopes = {"GET": scopes.TENANT_READ}
+    # The tenant, its plan and subscription: nothing of one project, so a bound key reads it.
+    bound_keys = {"GET": UNCONFINED}
     serializer_class = TenantDetailSerializer
     pagination_class = None
 

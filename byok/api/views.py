@@ -40,8 +40,9 @@ class CredentialListView(ByokView):
         operation_id="byok_credentials_list", responses=s.CredentialSerializer(many=True)
     )
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.CredentialSerializer(page, many=True).data)
+        return self.page_response(
+            self.get_queryset(), lambda rows: s.CredentialSerializer(rows, many=True).data
+        )
 
     @extend_schema(
         operation_id="byok_credentials_create",

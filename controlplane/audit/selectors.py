@@ -8,11 +8,14 @@ from controlplane.audit.models import LedgerChain, LedgerCheckpoint, LedgerEntry
 
 
 def ledger_status(*, tenant_id: str | None = None) -> dict:
-    """Last signed checkpoint and last recorded verification (cheap: two indexed reads).
+    """Last signed checkpoint and last finished verification (cheap: two indexed reads).
 
     With a tenant, the last verification that covered it (its own, or one of every tenant).
+    Queued, running and failed verification jobs are not results.
     """
-    verifications = LedgerVerification.objects.order_by("-created_at")
+    verifications = LedgerVerification.objects.filter(state=LedgerVerification.State.DONE).order_by(
+        "-created_at"
+    )
     if tenant_id is not None:
         verifications = verifications.filter(tenant_id__in=[tenant_id, ""])
     return {

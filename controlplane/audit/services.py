@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+import structlog
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from controlplane.audit import signing
 from controlplane.audit.chain import GENESIS_HASH, control_chain, entry_hash
 from controlplane.audit.models import LedgerChain, LedgerCheckpoint, LedgerEntry
 from controlplane.core.canonical import canonical_json, sha256_hex
 from controlplane.core.clock import db_now
+
+log = structlog.get_logger(__name__)
 
 
 def ledger_append(
@@ -152,7 +156,13 @@ def checkpoint_create() -> LedgerCheckpoint:
     )
 
 
-__all__ = ["GENESIS_HASH", "checkpoint_create", "ledger_append", "ledger_append_control"]
+def _store_report(verification, report) -> None:
+    verification.ok = report.ok
+    verification.chains_checked = report.chains_checked
+    verification.entries_checked = report.entries_checked
+    verification.checkpoints_checked = report.checkpoints_checked
+    verification.problems = report.to_dict()["problems"][:200]
+    verification.problems_truncated = report.problems_truncated or len(report.problems) > 200
 
 
 def ledger_verify_record(*, trigger: str, tenant_id: str | None = None):
@@ -160,17 +170,18 @@ def ledger_verify_record(*, trigger: str, tenant_id: str | None = None):
     from controlplane.audit.models import LedgerVerification
     from controlplane.audit.verify import verify_ledger
 
+    started = db_now()
     report = verify_ledger(tenant_id=tenant_id)
-    LedgerVerification.objects.create(
+    verification = LedgerVerification(
         tenant_id=tenant_id or "",
         trigger=trigger,
-        ok=report.ok,
-        chains_checked=report.chains_checked,
-        entries_checked=report.entries_checked,
-        checkpoints_checked=report.checkpoints_checked,
-        problems=report.to_dict()["problems"][:200],
-        created_at=db_now(),
+        state=LedgerVerification.State.DONE,
+        created_at=started,
+        started_at=started,
+        finished_at=db_now(),
     )
+    _store_report(verification, report)
+    verification.save(force_insert=True)
     return report
 
 
@@ -211,12 +222,95 @@ def webhook_endpoint_delete(*, endpoint) -> None:
     )
 
 
+# How long a running verification may go without finishing before another worker takes it over
+# (its worker died: Celery redelivers the task, acks_late).
+VERIFICATION_STALE_SECONDS = 3600
+
+
+def ledger_verify_request(*, tenant_id: str):
+    """Queue a verification of one tenant's ledger; the one already queued or running if any.
+
+    Returns (verification, created). The caller enqueues ``audit.ledger_verify_run_task`` after
+    commit when ``created``.
+    """
+    from controlplane.audit.models import LedgerVerification
+
+    active = LedgerVerification.objects.filter(
+        tenant_id=tenant_id, state__in=["queued", "running"]
+    ).first()
+    if active is not None:
+        return active, False
+    try:
+        with transaction.atomic():
+            return (
+                LedgerVerification.objects.create(
+                    tenant_id=tenant_id,
+                    trigger="api",
+                    state=LedgerVerification.State.QUEUED,
+                    created_at=db_now(),
+                ),
+                True,
+            )
+    except IntegrityError:  # a concurrent request queued one first (one active per tenant)
+        return (
+            LedgerVerification.objects.get(tenant_id=tenant_id, state__in=["queued", "running"]),
+            False,
+        )
+
+
+def ledger_verify_abandon(*, verification_id: str) -> None:
+    """A queued verification no worker will run (the queue refused it): mark it failed."""
+    from controlplane.audit.models import LedgerVerification
+
+    LedgerVerification.objects.filter(pk=verification_id, state="queued").update(
+        state="failed", finished_at=db_now()
+    )
+
+
+def ledger_verify_run(*, verification_id: str) -> bool:
+    """Run a queued verification in a worker; False when another worker has it (or it is done).
+
+    Claimed with a conditional UPDATE, so two workers (a redelivered task) never both run it;
+    a ``running`` row older than VERIFICATION_STALE_SECONDS is taken over.
+    """
+    from controlplane.audit.models import LedgerVerification
+    from controlplane.audit.verify import verify_ledger
+
+    now = db_now()
+    stale = now - timedelta(seconds=VERIFICATION_STALE_SECONDS)
+    claimed = (
+        LedgerVerification.objects.filter(pk=verification_id)
+        .filter(Q(state="queued") | Q(state="running", started_at__lt=stale))
+        .update(state="running", started_at=now)
+    )
+    if claimed != 1:
+        return False
+    verification = LedgerVerification.objects.get(pk=verification_id)
+    try:
+        report = verify_ledger(tenant_id=verification.tenant_id or None)
+    except Exception:
+        LedgerVerification.objects.filter(pk=verification_id).update(
+            state="failed", finished_at=db_now()
+        )
+        log.exception("ledger_verification_failed", verification=verification_id)
+        raise
+    _store_report(verification, report)
+    verification.state = LedgerVerification.State.DONE
+    verification.finished_at = db_now()
+    verification.save()
+    log.info("ledger_verified", verification=verification_id, ok=report.ok)
+    return True
+
+
 __all__ = [
     "GENESIS_HASH",
     "checkpoint_create",
     "ledger_append",
     "ledger_append_control",
+    "ledger_verify_abandon",
     "ledger_verify_record",
+    "ledger_verify_request",
+    "ledger_verify_run",
     "webhook_endpoint_delete",
     "webhook_endpoint_save",
 ]

@@ -19,6 +19,14 @@ def ledger_verify_task() -> bool:
     return ledger_verify_record(trigger="task").ok
 
 
+@shared_task(name="audit.ledger_verify_run_task")
+def ledger_verify_run_task(verification_id: str) -> bool:
+    """Run one queued verification (``POST /api/v1/ledger/verify``); safe to deliver twice."""
+    from controlplane.audit.services import ledger_verify_run
+
+    return ledger_verify_run(verification_id=verification_id)
+
+
 @shared_task(name="audit.outbox_deliver_task")
 def outbox_deliver_task() -> dict:
     """Fan out new events and send due webhooks; several workers may run it at once."""

@@ -25,6 +25,9 @@ class Problem:
     seq: int | None = None
 
 
+MAX_PROBLEMS = 1000  # a wholesale rewrite names the first ones; memory stays bounded
+
+
 @dataclass
 class VerifyReport:
     ok: bool = True
@@ -32,23 +35,39 @@ class VerifyReport:
     entries_checked: int = 0
     checkpoints_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    problems_truncated: bool = False
 
     def add(self, **kwargs) -> None:
         self.ok = False
-        self.problems.append(Problem(**kwargs))
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(**kwargs))
+        else:
+            self.problems_truncated = True
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _verify_chain(head: LedgerChain, report: VerifyReport) -> dict[int, str]:
-    """Walk one chain in seq order; returns {seq: stored hash} for checkpoint comparison."""
+def _entries(chain: str, chunk: int = 2000):
+    """A chain's entries in seq order, read in keyset pages (no long-lived cursor)."""
+    after = 0
+    while True:
+        page = list(LedgerEntry.objects.filter(chain=chain, seq__gt=after).order_by("seq")[:chunk])
+        yield from page
+        if len(page) < chunk:
+            return
+        after = page[-1].seq
+
+
+def _verify_chain(head: LedgerChain, report: VerifyReport, wanted: set[int]) -> dict[int, str]:
+    """Walk one chain in seq order; returns {seq: stored hash} of the ``wanted`` seqs only
+    (those checkpoints name), so memory does not grow with the chain."""
     expected_seq, running = 1, GENESIS_HASH
     hashes: dict[int, str] = {}
-    entries = LedgerEntry.objects.filter(chain=head.id).order_by("seq").iterator(chunk_size=2000)
-    for entry in entries:
+    for entry in _entries(head.id):
         report.entries_checked += 1
-        hashes[entry.seq] = entry.hash
+        if entry.seq in wanted:
+            hashes[entry.seq] = entry.hash
         if entry.seq != expected_seq:
             report.add(
                 chain=head.id,
@@ -100,10 +119,16 @@ def verify_ledger(*, tenant_id: str | None = None) -> VerifyReport:
     heads = LedgerChain.objects.order_by("id")
     if tenant_id is not None:
         heads = heads.filter(tenant_id=tenant_id)
+    chain_ids = set(heads.values_list("id", flat=True))
+    wanted: dict[str, set[int]] = {}
+    for heads_signed in LedgerCheckpoint.objects.values_list("heads", flat=True).iterator():
+        for chain, (seq, _hash) in heads_signed.items():
+            if chain in chain_ids:
+                wanted.setdefault(chain, set()).add(seq)
     chain_hashes: dict[str, dict[int, str]] = {}
-    for head in heads:
+    for head in heads.iterator():
         report.chains_checked += 1
-        chain_hashes[head.id] = _verify_chain(head, report)
+        chain_hashes[head.id] = _verify_chain(head, report, wanted.get(head.id, set()))
     public_key = signing.public_key_bytes()
     for checkpoint in LedgerCheckpoint.objects.order_by("created_at").iterator():
         relevant = {c: v for c, v in checkpoint.heads.items() if c in chain_hashes}

@@ -11,8 +11,11 @@
   of range, invalid text representation, NUL in text, value too long for an index);
 - ``"other"``: anything else (a bug, a missing table, a syntax error).
 
-Only the first two are infrastructure faults: they become 503 ``DATABASE_UNAVAILABLE`` and the
-gate's fail mode. ``"client"`` is the caller's problem (400), never the fail mode.
+Only the first two are infrastructure faults: they become 503 ``DATABASE_UNAVAILABLE``. The
+gate's fail mode is narrower (``enforcement.services.gate``): ``"unavailable"``, and a
+``"timeout"`` only where it is the decision deadline the gate set itself. ``"client"`` is the
+caller's problem (400), never the fail mode; ``"integrity"`` is a constraint (a 409 unless it is
+the idempotency key); ``"other"`` is a bug and never fails open.
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ from __future__ import annotations
 from typing import Literal
 
 Kind = Literal["unavailable", "timeout", "integrity", "client", "other"]
+UNAVAILABLE: Kind = "unavailable"
+TIMEOUT: Kind = "timeout"
+INTEGRITY: Kind = "integrity"
+CLIENT: Kind = "client"
+OTHER: Kind = "other"
 
 # SQLSTATE classes and codes (PostgreSQL appendix A).
 _UNAVAILABLE_CLASSES = ("08", "53", "58")  # connection exception, insufficient resources, system
 _UNAVAILABLE_CODES = {"57P01", "57P02", "57P03", "57P04", "57P05"}  # shutdowns, cannot connect
-_TIMEOUT_CODES = {"57014", "55P03", "25P03", "40001", "40P01"}
+# Cancellations by a timeout (statement, lock, idle-in-transaction) and the victims of a
+# deadlock or serialization failure: retrying later can succeed.
+DEADLINE_CODES = frozenset({"57014", "55P03"})  # what SET LOCAL statement/lock_timeout raises
+_TIMEOUT_CODES = {*DEADLINE_CODES, "25P03", "40001", "40P01"}
 _CLIENT_CODES = {"54000"}  # program_limit_exceeded: e.g. a value too long for a btree index
 
 
@@ -33,7 +44,9 @@ def _chain(exc: BaseException):
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         yield exc
-        exc = exc.__cause__  # Django wraps driver errors with `raise ... from`
+        # Django wraps driver errors with `raise ... from`; an error raised while handling
+        # another (a rollback that fails after a lost connection) carries it as context.
+        exc = exc.__cause__ or exc.__context__
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -46,13 +59,13 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 def _by_sqlstate(state: str) -> Kind | None:
     if state.startswith(_UNAVAILABLE_CLASSES) or state in _UNAVAILABLE_CODES:
-        return "unavailable"
+        return UNAVAILABLE
     if state in _TIMEOUT_CODES:
-        return "timeout"
+        return TIMEOUT
     if state.startswith("23"):
-        return "integrity"
+        return INTEGRITY
     if state.startswith("22") or state in _CLIENT_CODES:
-        return "client"
+        return CLIENT
     return None
 
 
@@ -82,6 +95,11 @@ def classify_database_error(exc: BaseException) -> Kind:
             return kind
         return "other"
     return _by_type(exc)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of the driver error behind ``exc`` (None for client-side errors)."""
+    return _sqlstate(exc)
 
 
 def is_infrastructure(kind: str) -> bool:

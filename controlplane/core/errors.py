@@ -13,6 +13,8 @@ class CoreErrorCode(StrEnum):
 
     VALIDATION_FAILED = "VALIDATION_FAILED"
     MALFORMED_JSON = "MALFORMED_JSON"
+    INVALID_JSON_VALUE = "INVALID_JSON_VALUE"
+    INVALID_VALUE = "INVALID_VALUE"
     MALFORMED_REQUEST = "MALFORMED_REQUEST"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
@@ -85,12 +87,27 @@ class TollgateError(APIException):
         return f"{self.code}: {self.message}"
 
 
+def invalid_value_error() -> TollgateError:
+    """400 for a value the database refused as data (NUL, bad encoding, out of range)."""
+    return TollgateError(
+        CoreErrorCode.INVALID_VALUE,
+        "A value in the request cannot be stored (bad encoding, NUL character or a number out "
+        "of range); nothing was written.",
+        remediation="Remove NUL characters and invalid encodings, and keep numbers within the "
+        "documented ranges.",
+    )
+
+
 register_error_codes(
     CoreErrorCode,
     {
         CoreErrorCode.VALIDATION_FAILED: "Fix the fields listed in `errors` and retry.",
         CoreErrorCode.MALFORMED_JSON: "Send a well-formed JSON object with "
         "Content-Type: application/json (NaN and Infinity are not JSON).",
+        CoreErrorCode.INVALID_JSON_VALUE: "Send values Tollgate can store: no lone UTF-16 "
+        "surrogates, finite numbers, integers within 64 bits (`errors[0].field` names it).",
+        CoreErrorCode.INVALID_VALUE: "Remove NUL characters and invalid encodings, and keep "
+        "numbers within the documented ranges.",
         CoreErrorCode.MALFORMED_REQUEST: "Fix the request line or headers named in `detail`.",
         CoreErrorCode.UNSUPPORTED_MEDIA_TYPE: "Send the body as JSON with the header "
         "Content-Type: application/json.",

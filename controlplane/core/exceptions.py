@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import CoreErrorCode, TollgateError
+from controlplane.core.errors import CoreErrorCode, TollgateError, invalid_value_error
 from controlplane.core.problems import PROBLEM_CONTENT_TYPE, problem_body
 from controlplane.core.watchdog import RequestTimedOut
 
@@ -230,14 +230,15 @@ def database_error_problem(exc: DatabaseError) -> dict | None:
             "extra": {"cause": kind},
         }
     if kind == "client":
+        # The database refused a value of the request: the client's error, whichever view let
+        # it through (the same 400 the gate answers).
         log.warning("database_rejected_value", exc_type=type(exc).__name__, error=str(exc)[:300])
+        error = invalid_value_error()
         return {
-            "status": 400,
-            "code": CoreErrorCode.VALIDATION_FAILED,
-            "detail": "A value in the request cannot be stored (bad encoding, NUL character or "
-            "a number out of range); nothing was written.",
-            "remediation": "Remove NUL characters and invalid encodings, and keep numbers "
-            "within the documented ranges.",
+            "status": error.status_code,
+            "code": error.code,
+            "detail": error.message,
+            "remediation": error.remediation,
         }
     if kind == "integrity":
         log.warning(

@@ -133,6 +133,16 @@ class ApiKey(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        help_text="The person accountable for the key: who issued it in the admin, or the person "
+        "at the root of the chain of keys that issued it through the API.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The API key that issued this one (API issuance); revoking it revokes this one.",
     )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -161,3 +171,8 @@ class ApiKey(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in (self.scopes or [])
+
+    @property
+    def is_bound(self) -> bool:
+        """Bound to a project and/or an environment: confined to it on every endpoint."""
+        return self.project_id is not None or bool(self.environment)

@@ -152,7 +152,7 @@ def membership_remove(*, tenant: Tenant, user, reason: str) -> str | None:
     return role
 
 
-def _validate_scopes(scopes: Iterable[str], *, issuer_scopes: Iterable[str] | None) -> list[str]:
+def _validate_scopes(scopes: Iterable[str]) -> list[str]:
     wanted = sorted(set(scopes))
     unknown = [scope for scope in wanted if not is_known_scope(scope)]
     if unknown:
@@ -165,16 +165,60 @@ def _validate_scopes(scopes: Iterable[str], *, issuer_scopes: Iterable[str] | No
                 for s in unknown
             ],
         )
-    if issuer_scopes is not None:
-        beyond = [scope for scope in wanted if scope not in set(issuer_scopes)]
-        if beyond:
-            raise TollgateError(
-                TenancyErrorCode.SCOPE_ESCALATION,
-                "A key cannot grant scopes it does not hold: " + ", ".join(beyond) + ".",
-                remediation="Ask for a subset of the calling key's scopes.",
-                status=403,
-            )
     return wanted
+
+
+def _escalation(code: str, message: str, field: str) -> TollgateError:
+    return TollgateError(
+        code,
+        message,
+        remediation="A key issues only keys within its own scopes, binding, user and lifetime.",
+        status=403,
+        errors=[{"field": field, "message": message, "code": "escalation"}],
+    )
+
+
+def key_within(
+    *, issuer: ApiKey, scopes, project_id, environment, expires_at, lifetime: bool = True
+) -> None:
+    """Raise 403 unless a key with these properties stays inside what ``issuer`` may do.
+
+    The rule for issuing a key through the API, and for revoking one: scopes a subset, binding
+    at least as narrow (same project, same environment when the issuer has one), lifetime no
+    longer than the issuer's.
+    """
+    beyond = sorted(set(scopes) - set(issuer.scopes or []))
+    if beyond:
+        raise _escalation(
+            TenancyErrorCode.SCOPE_ESCALATION,
+            "A key cannot grant scopes it does not hold: " + ", ".join(beyond) + ".",
+            "scopes",
+        )
+    if issuer.project_id is not None and project_id != issuer.project_id:
+        raise _escalation(
+            TenancyErrorCode.BINDING_ESCALATION,
+            f"This key is bound to project {issuer.project.slug!r}: it only reaches keys bound "
+            "to that project.",
+            "project",
+        )
+    if issuer.environment and environment != issuer.environment:
+        raise _escalation(
+            TenancyErrorCode.BINDING_ESCALATION,
+            f"This key is bound to environment {issuer.environment!r}: it only reaches keys "
+            "bound to that environment.",
+            "environment",
+        )
+    if (
+        lifetime
+        and issuer.expires_at is not None
+        and (expires_at is None or expires_at > issuer.expires_at)
+    ):
+        raise _escalation(
+            TenancyErrorCode.LIFETIME_ESCALATION,
+            f"This key expires at {issuer.expires_at.isoformat()}: it cannot reach keys that "
+            "live longer.",
+            "expires_at",
+        )
 
 
 @transaction.atomic
@@ -188,9 +232,14 @@ def api_key_issue(
     expires_at: datetime | None = None,
     user=None,
     created_by=None,
-    issuer_scopes: Iterable[str] | None = None,
+    parent: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key; returns the row and the plaintext, which is never stored and shown once."""
+    """Issue a key; returns the row and the plaintext, which is never stored and shown once.
+
+    With ``parent`` (a key issuing a key through the API) the new key inherits the parent's
+    binding, user and expiry when not given, may not exceed any of them, and records the parent
+    and the person accountable for the chain (``created_by``), which separation of duties uses.
+    """
     if project is not None and project.tenant_id != tenant.pk:
         raise TollgateError(
             TenancyErrorCode.PROJECT_NOT_FOUND,
@@ -198,8 +247,32 @@ def api_key_issue(
             status=400,
             errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
         )
-    clean_scopes = _validate_scopes(scopes, issuer_scopes=issuer_scopes)
+    clean_scopes = _validate_scopes(scopes)
     plan_limits.enforce(tenant=tenant, limit="api_keys", count=lambda: _active_keys(tenant))
+    environment = environment or ""
+    if parent is not None:
+        if parent.tenant_id != tenant.pk:
+            raise ValueError("a key issues keys of its own tenant only")
+        if user is not None and getattr(user, "pk", user) != parent.user_id:
+            raise _escalation(
+                TenancyErrorCode.BINDING_ESCALATION,
+                "A key cannot issue a key that acts as another person.",
+                "user",
+            )
+        project = project or parent.project
+        environment = environment or parent.environment
+        expires_at = expires_at or parent.expires_at
+        key_within(
+            issuer=parent,
+            scopes=clean_scopes,
+            project_id=project.pk if project else None,
+            environment=environment,
+            expires_at=expires_at,
+        )
+        # A child of a person's key stays that person's; the accountable person is inherited
+        # from the root of the chain, so no key in it can approve what another one requested.
+        user = parent.user
+        created_by = parent.created_by or parent.user
     material = keys.generate()
     api_key = ApiKey.objects.create(
         tenant=tenant,
@@ -208,10 +281,11 @@ def api_key_issue(
         digest=keys.digest(material.secret),
         scopes=clean_scopes,
         project=project,
-        environment=environment or "",
+        environment=environment,
         expires_at=expires_at,
         user=user,
         created_by=created_by,
+        parent=parent,
     )
     ledger_append_control(
         tenant_id=tenant.id,
@@ -223,7 +297,9 @@ def api_key_issue(
             "project": project.id if project else None,
             "environment": api_key.environment,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            "user": getattr(user, "pk", None),
             "created_by": getattr(created_by, "pk", None),
+            "parent": parent.id if parent else None,
         },
     )
     log.info("api_key_issued", tenant=tenant.id, api_key_id=api_key.id, prefix=material.prefix)
@@ -243,15 +319,35 @@ def _active_keys(tenant: Tenant) -> int:
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoke a key; revoking a revoked key is a no-op (DELETE stays idempotent)."""
+    """Revoke a key and every key it issued (transitively); revoking again is a no-op."""
     locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
-    if locked.revoked_at is None:
-        locked.revoked_at = db_now()
-        locked.save(update_fields=["revoked_at", "updated_at"])
-        ledger_append_control(
-            tenant_id=locked.tenant_id, kind="api_key.revoked", payload={"api_key": locked.id}
+    now = db_now()
+    level = [locked.pk]
+    while level:
+        rows = list(
+            ApiKey.objects.select_for_update()
+            .filter(pk__in=level, revoked_at__isnull=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        log.info("api_key_revoked", tenant=locked.tenant_id, api_key_id=locked.id)
+        ApiKey.objects.filter(pk__in=rows).update(revoked_at=now, updated_at=now)
+        for key_id in rows:
+            ledger_append_control(
+                tenant_id=locked.tenant_id,
+                kind="api_key.revoked",
+                payload={
+                    "api_key": key_id,
+                    "cascade_from": None if key_id == locked.pk else locked.pk,
+                },
+            )
+            log.info("api_key_revoked", tenant=locked.tenant_id, api_key_id=key_id)
+        # Children of a key revoked earlier were revoked with it; only walk live branches.
+        level = list(
+            ApiKey.objects.filter(parent_id__in=rows, revoked_at__isnull=True).values_list(
+                "pk", flat=True
+            )
+        )
+    locked.refresh_from_db()
     return locked
 
 

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
 from controlplane.core.serializers import StrictSerializer, UsdField
-from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
 from controlplane.tenancy.auth import ApiKeyAuthentication
 from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Membership, Tenant
@@ -171,10 +171,15 @@ class ApiKeyOrSession(BasePermission):
         return user is not None and isinstance(user, get_user_model()) and user.is_authenticated
 
 
+APPROVAL_BINDING = Confine(project="decision__project", environment="decision__environment")
+
+
 class ApprovalAPIView(TenantScopedAPIView):
     model = ApprovalRequest
     authentication_classes = [ApiKeyAuthentication, CsrfSessionAuthentication]
     permission_classes = [ApiKeyOrSession]
+    # A bound key sees and acts on the requests of its project/environment only.
+    bound_keys = {"GET": APPROVAL_BINDING, "POST": APPROVAL_BINDING}
 
     def base_queryset(self):
         return with_approval_details(ApprovalRequest.objects.all())
@@ -258,8 +263,13 @@ class ApprovalListView(ApprovalAPIView):
         queryset = with_approval_details(
             approvals_for_approver(tenant=self.tenant, user=self.actor(), status=wanted)
         )
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response([approval_body(a) for a in page])
+        # An approval's body is small and bounded; serialising the page in one chunk keeps the
+        # prefetches to one round each (a fixed number of queries per page).
+        return self.page_response(
+            self.confined(queryset),
+            lambda rows: [approval_body(a) for a in rows],
+            chunk_rows=self.paginator.max_page_size,
+        )
 
 
 class ApprovalDetailView(ApprovalAPIView):
@@ -364,7 +374,7 @@ class ApprovalCancelView(ApprovalAPIView):
             return f"api-key:{key.prefix}"
         user = self.request.user
         if isinstance(user, get_user_model()):
-            if approval.requester_user_id == user.pk:
+            if user.pk in (approval.requester_user_id, approval.requester_creator_id):
                 return f"user:{user.get_username()}"
             role = (
                 Membership.objects.filter(user=user, tenant=self.tenant)
@@ -384,6 +394,9 @@ class ApprovalCancelView(ApprovalAPIView):
 
 class ApprovalTokenConsumeView(TenantScopedAPIView):
     required_scopes = {"POST": scopes.GATE_WRITE}
+    # The expected project/environment must be the key's (checked below); the token is bound
+    # to them, so a bound key consumes only tokens of its own binding.
+    bound_keys = {"POST": CHECKED_IN_VIEW}
     serializer_class = ConsumeIn
 
     @extend_schema(
@@ -405,6 +418,16 @@ class ApprovalTokenConsumeView(TenantScopedAPIView):
                 remediation="Use a key for the token's project.",
                 status=403,
             )
+        if api_key.environment:
+            if data.get("expected_environment", api_key.environment) != api_key.environment:
+                raise TollgateError(
+                    EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+                    f"This API key is bound to environment {api_key.environment!r}.",
+                    remediation="Use a key for the token's environment.",
+                    status=403,
+                )
+            # The token must be for the key's environment even when the caller did not say.
+            data["expected_environment"] = api_key.environment
         policy = active_policy(self.tenant.id)
         ttl = data.get("ttl_seconds") or policy.default_ttl_seconds
         if ttl > policy.max_ttl_seconds:

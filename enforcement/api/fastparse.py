@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from controlplane.core.jsonlimits import ATTRIBUTES_LIMITS, free_form_problem, labels_problem
 from controlplane.core.money import MoneyError, parse_usd
 from enforcement.api.serializers import GateDecisionRequestSerializer, ResourceSerializer
 
@@ -34,21 +35,6 @@ def _text(value: Any, max_length: int, *, blank: bool = False) -> bool:
         and "\x00" not in value
         and value == value.strip()
     )
-
-
-def _nul_free(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is str:
-            if "\x00" in item:
-                return False
-        elif type(item) is dict:
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif type(item) is list:
-            stack.extend(item)
-    return True
 
 
 def gate_body_fast(data: Any) -> dict | None:
@@ -79,8 +65,8 @@ def gate_body_fast(data: Any) -> dict | None:
                 return None
             if "id" in value and not _text(value["id"], 500, blank=True):
                 return None
-            if "attributes" in value and not (
-                type(value["attributes"]) is dict and _nul_free(value["attributes"])
+            if "attributes" in value and (
+                free_form_problem(value["attributes"], ATTRIBUTES_LIMITS) is not None
             ):
                 return None
             value = dict(value)
@@ -91,9 +77,7 @@ def gate_body_fast(data: Any) -> dict | None:
                 except MoneyError:
                     return None
         elif name == "labels":
-            if type(value) is not dict or not all(
-                type(k) is str and "\x00" not in k and _text(v, 200) for k, v in value.items()
-            ):
+            if labels_problem(value) is not None or not all(_text(v, 200) for v in value.values()):
                 return None
             value = dict(value)
         elif name == "ttl_seconds":

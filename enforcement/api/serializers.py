@@ -4,34 +4,44 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from controlplane.core.jsonlimits import (
+    ATTRIBUTES_LIMITS,
+    USAGE_LIMITS,
+    FreeFormLimits,
+    free_form_problem,
+    labels_problem,
+)
 from controlplane.core.money import format_usd
 from controlplane.core.serializers import PrintableKeyField, StrictSerializer, UsdField
 from enforcement.models import Budget, CreditGrant, Decision, Reservation
 
 
-def no_nul(value) -> None:
-    """Reject NUL characters anywhere in free-form JSON (keys and strings, at any depth).
+class FreeForm:
+    """Validator: a free-form JSON object within its limits (``controlplane.core.jsonlimits``).
 
-    PostgreSQL cannot store U+0000 in text or jsonb; letting one through would fail the
-    decision's transaction as if the database were down (and answer with the fail mode).
+    The fast body check (``enforcement.api.fastparse``) applies the same function, so both paths
+    refuse exactly the same values before any work is done.
     """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise serializers.ValidationError("Null characters are not allowed.")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+
+    def __init__(self, limits: FreeFormLimits) -> None:
+        self.limits = limits
+
+    def __call__(self, value) -> None:
+        problem = free_form_problem(value, self.limits)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+
+
+def labels_within_limits(value) -> None:
+    problem = labels_problem(value)
+    if problem is not None:
+        raise serializers.ValidationError(problem)
 
 
 class ResourceSerializer(StrictSerializer):
     type = serializers.CharField(max_length=200, required=False, allow_blank=True)
     id = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    attributes = serializers.DictField(required=False, validators=[no_nul])
+    attributes = serializers.DictField(required=False, validators=[FreeForm(ATTRIBUTES_LIMITS)])
 
 
 class GateDecisionRequestSerializer(StrictSerializer):
@@ -47,7 +57,7 @@ class GateDecisionRequestSerializer(StrictSerializer):
         child=serializers.CharField(max_length=200),
         required=False,
         default=dict,
-        validators=[no_nul],
+        validators=[labels_within_limits],
     )
     requester = serializers.CharField(max_length=254, required=False, allow_blank=True, default="")
     ttl_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
@@ -226,7 +236,7 @@ class ReservationSerializer(serializers.ModelSerializer):
 
 class CommitSerializer(StrictSerializer):
     actual_cost_usd = UsdField()
-    usage = serializers.DictField(required=False, default=dict, validators=[no_nul])
+    usage = serializers.DictField(required=False, default=dict, validators=[FreeForm(USAGE_LIMITS)])
 
 
 class ExtendSerializer(StrictSerializer):

@@ -42,6 +42,16 @@ urlpatterns = [
     path("policies", policies.PolicyListView.as_view(), name="policy-list"),
     path("policies/schema", policies.PolicySchemaView.as_view(), name="policy-schema"),
     path("policies/simulate", policies.PolicySimulateView.as_view(), name="policy-simulate"),
+    path(
+        "policies/simulations",
+        policies.SimulationJobListView.as_view(),
+        name="policy-simulation-list",
+    ),
+    path(
+        "policies/simulations/<str:id>",
+        policies.SimulationJobDetailView.as_view(),
+        name="policy-simulation-detail",
+    ),
     path("policies/<int:version>", policies.PolicyDetailView.as_view(), name="policy-detail"),
     path(
         "policies/<int:version>/publish",

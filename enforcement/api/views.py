@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import structlog
 from django.db import DatabaseError
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -14,7 +13,14 @@ from billing.entitlements import EntitledViewMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
 from controlplane.core.money import format_usd
-from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.core.params import (
+    ENVIRONMENT_RE,
+    SLUG_RE,
+    choice_param,
+    pattern_param,
+    timestamp_param,
+)
+from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
 from controlplane.tenancy.models import Project
 from enforcement import scopes
 from enforcement.api import serializers as s
@@ -22,13 +28,28 @@ from enforcement.api.fastparse import gate_body_fast
 from enforcement.errors import EnforcementErrorCode
 from enforcement.metrics import GATE_FAIL_CLOSED, GATE_FAIL_OPEN
 from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Reservation
+from enforcement.models.decisions import OUTCOMES
 from enforcement.periods import period_bounds
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import CannotDecide, GateRequest, database_failure, gate_decide
+from enforcement.services.gate import (
+    FAIL_MODE_CAUSES,
+    CannotDecide,
+    GateRequest,
+    database_failure,
+    gate_decide,
+)
 from enforcement.services.policies import active_policy, last_known_policy
 
 log = structlog.get_logger(__name__)
+
+# Keys Tollgate writes itself (``services.continuation``); a client key there would collide.
+RESERVED_IDEMPOTENCY_PREFIXES = ("approval:",)
+# A gate body holds at most 16 KiB of attributes, 64 labels and a few short fields: anything
+# far larger is refused before it is parsed (the global limit is MAX_REQUEST_BODY_BYTES).
+GATE_MAX_BODY_BYTES = 64 * 1024
+DECISION_BINDING = Confine(project="project", environment="environment")
+RESERVATION_BINDING = Confine(project="decision__project", environment="decision__environment")
 
 
 def _idempotency_key(request, body: dict) -> str:
@@ -48,6 +69,14 @@ def _idempotency_key(request, body: dict) -> str:
             "max_length",
             f"The idempotency key is too long ({len(key)} characters; at most 255).",
         )
+    elif key.startswith(RESERVED_IDEMPOTENCY_PREFIXES):
+        raise TollgateError(
+            EnforcementErrorCode.IDEMPOTENCY_KEY_RESERVED,
+            f"Idempotency keys starting with {key.split(':', 1)[0]!r}: are reserved: Tollgate "
+            "records the approved continuation of a request under them.",
+            remediation="Use another idempotency key, e.g. your CI run id plus step.",
+            errors=[{"field": "idempotency_key", "message": "Reserved prefix.", "code": "invalid"}],
+        )
     else:
         return key
     message, code, detail = problem
@@ -62,6 +91,9 @@ def _idempotency_key(request, body: dict) -> str:
 
 class GateDecisionView(TenantScopedAPIView):
     required_scopes = {"POST": scopes.GATE_WRITE}
+    # The gate service refuses a project/environment outside the key's binding (403).
+    bound_keys = {"POST": CHECKED_IN_VIEW}
+    max_body_bytes = GATE_MAX_BODY_BYTES
     serializer_class = s.GateDecisionRequestSerializer
 
     @extend_schema(
@@ -98,10 +130,14 @@ class GateDecisionView(TenantScopedAPIView):
         try:
             result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
         except (CannotDecide, DatabaseError) as exc:
-            # Also outside the decision's own transaction (token continuation, replays).
-            failure = exc if isinstance(exc, CannotDecide) else database_failure(exc, self.tenant)
-            if failure is None:
-                raise  # a value the caller sent: the exception handler answers 400
+            # A DatabaseError here came from outside the decision's own transaction (token
+            # continuation, replays): the same classification, but no timeout there is the
+            # decision deadline, so none of them takes the fail mode.
+            failure = (
+                exc
+                if isinstance(exc, CannotDecide)
+                else database_failure(exc, self.tenant, in_decision=False)
+            )
             if isinstance(failure, CannotDecide):
                 return self._cannot_decide(gate_request, failure.cause, failure.detail)
             raise failure from exc
@@ -109,20 +145,21 @@ class GateDecisionView(TenantScopedAPIView):
         return Response(result.response, status=code)
 
     def _cannot_decide(self, gate_request: GateRequest, cause: str, detail: str) -> Response:
-        """No decision could be made (database down or deadline passed); nothing was written.
+        """No decision could be made; nothing was written.
 
-        The fail mode of the environment class answers, from the last policy this process saw
-        for the tenant (no database access on this path). An unexpected database error
-        (``cause == "error"``) always fails closed: a bug must never become an ALLOW.
+        For the ``FAIL_MODE_CAUSES`` (the database is unreachable, or the decision deadline
+        passed) the fail mode of the environment class answers, from the last policy this
+        process saw for the tenant (no database access on this path). Any other cause fails
+        closed whatever the fail mode: neither a bug nor client data can become an ALLOW.
         """
         log.error("gate_cannot_decide", cause=cause, detail=detail)
         policy = last_known_policy(self.tenant.id)
         env_class = policy.env_class(gate_request.environment or "")
-        fail_mode = policy.fail_mode(env_class) if cause != "error" else "closed"
+        fail_mode = policy.fail_mode(env_class) if cause in FAIL_MODE_CAUSES else "closed"
         why = {
             "database": "the database is unavailable",
             "deadline": f"the {policy.deadline_ms} ms decision deadline passed",
-        }.get(cause, "an unexpected database error occurred")
+        }.get(cause, "an unexpected error occurred; it was logged")
         if fail_mode == "open":
             GATE_FAIL_OPEN.inc()
             return Response(
@@ -161,6 +198,7 @@ class GateDecisionView(TenantScopedAPIView):
 class DecisionListView(TenantScopedAPIView):
     model = Decision
     required_scopes = {"GET": scopes.DECISIONS_READ}
+    bound_keys = {"GET": DECISION_BINDING}
     serializer_class = s.DecisionSerializer
 
     def base_queryset(self):
@@ -170,37 +208,40 @@ class DecisionListView(TenantScopedAPIView):
         operation_id="decisions_list",
         responses=s.DecisionSerializer(many=True),
         parameters=[
-            OpenApiParameter("outcome", str),
+            OpenApiParameter("outcome", str, enum=OUTCOMES),
             OpenApiParameter("project", str),
             OpenApiParameter("environment", str),
-            OpenApiParameter("since", str, description="ISO 8601 timestamp"),
+            OpenApiParameter("since", str, description="ISO 8601 timestamp (inclusive)"),
+            OpenApiParameter("until", str, description="ISO 8601 timestamp (exclusive)"),
+            OpenApiParameter("limit", int, description="1..200 (default 50)"),
         ],
+        description="Newest first. A page also ends early once it holds 4 MiB of JSON; "
+        "follow `next`.",
     )
     def get(self, request):
         queryset = self.get_queryset()
         params = request.query_params
-        if params.get("outcome"):
-            queryset = queryset.filter(outcome=params["outcome"].upper())
-        if params.get("project"):
-            queryset = queryset.filter(project__slug=params["project"])
-        if params.get("environment"):
-            queryset = queryset.filter(environment=params["environment"])
-        if params.get("since"):
-            since = parse_datetime(params["since"])
-            if since is None:
-                raise TollgateError(
-                    "VALIDATION_FAILED",
-                    "`since` must be an ISO 8601 timestamp, e.g. 2026-11-01T00:00:00Z.",
-                    errors=[{"field": "since", "message": "Invalid timestamp.", "code": "invalid"}],
-                )
+        outcome = choice_param(params, "outcome", OUTCOMES, upper=True)
+        project = pattern_param(params, "project", SLUG_RE, "a project slug")
+        environment = pattern_param(params, "environment", ENVIRONMENT_RE, "an environment name")
+        since, until = timestamp_param(params, "since"), timestamp_param(params, "until")
+        if outcome:
+            queryset = queryset.filter(outcome=outcome)
+        if project:
+            queryset = queryset.filter(project__slug=project)
+        if environment:
+            queryset = queryset.filter(environment=environment)
+        if since:
             queryset = queryset.filter(created_at__gte=since)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(s.DecisionSerializer(page, many=True).data)
+        if until:
+            queryset = queryset.filter(created_at__lt=until)
+        return self.page_response(queryset, lambda rows: s.DecisionSerializer(rows, many=True).data)
 
 
 class DecisionDetailView(TenantScopedAPIView):
     model = Decision
     required_scopes = {"GET": scopes.DECISIONS_READ}
+    bound_keys = {"GET": DECISION_BINDING}
     serializer_class = s.DecisionSerializer
 
     @extend_schema(operation_id="decisions_retrieve")
@@ -211,6 +252,7 @@ class DecisionDetailView(TenantScopedAPIView):
 class ReservationDetailView(TenantScopedAPIView):
     model = Reservation
     required_scopes = {"GET": scopes.RESERVATIONS_READ}
+    bound_keys = {"GET": RESERVATION_BINDING}
     serializer_class = s.ReservationSerializer
 
     @extend_schema(operation_id="reservations_retrieve")
@@ -221,6 +263,7 @@ class ReservationDetailView(TenantScopedAPIView):
 class ReservationCommitView(TenantScopedAPIView):
     model = Reservation
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    bound_keys = {"POST": RESERVATION_BINDING}
     serializer_class = s.CommitSerializer
 
     @extend_schema(
@@ -243,6 +286,7 @@ class ReservationCommitView(TenantScopedAPIView):
 class ReservationReleaseView(TenantScopedAPIView):
     model = Reservation
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    bound_keys = {"POST": RESERVATION_BINDING}
 
     @extend_schema(
         operation_id="reservations_release", request=None, responses=s.ReservationSerializer
@@ -255,6 +299,7 @@ class ReservationReleaseView(TenantScopedAPIView):
 class ReservationExtendView(TenantScopedAPIView):
     model = Reservation
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    bound_keys = {"POST": RESERVATION_BINDING}
     serializer_class = s.ExtendSerializer
 
     @extend_schema(
@@ -278,6 +323,7 @@ class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
     entitlement = INVOICE_RECONCILIATION
     model = Reservation
     required_scopes = {"POST": scopes.RESERVATIONS_WRITE}
+    bound_keys = {"POST": RESERVATION_BINDING}
     serializer_class = s.ReconciliationSerializer
 
     @extend_schema(
@@ -341,9 +387,34 @@ def _current_periods(budgets) -> dict:
     return {p.budget_id: p for p in BudgetPeriod.objects.filter(condition)}
 
 
+BUDGET_BINDING = Confine(project="project", environment="environment")
+
+
+def _check_budget_binding(api_key, project, environment: str) -> None:
+    """A bound key creates only budgets inside its binding (never a tenant-wide one)."""
+    if api_key.project_id is not None and (project is None or project.pk != api_key.project_id):
+        raise TollgateError(
+            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+            f"This API key is bound to project {api_key.project.slug!r}: it creates budgets "
+            "of that project only.",
+            remediation="Set scope.project to the key's project, or use an unbound key.",
+            status=403,
+        )
+    if api_key.environment and environment != api_key.environment:
+        raise TollgateError(
+            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+            f"This API key is bound to environment {api_key.environment!r}: it creates budgets "
+            "of that environment only.",
+            remediation="Set scope.environment to the key's environment, or use an unbound key.",
+            status=403,
+        )
+
+
 class BudgetListView(TenantScopedAPIView):
     model = Budget
     required_scopes = {"GET": scopes.BUDGETS_READ, "POST": scopes.BUDGETS_WRITE}
+    # POST: a bound key creates budgets inside its binding only (checked below).
+    bound_keys = {"GET": BUDGET_BINDING, "POST": CHECKED_IN_VIEW}
     serializer_class = s.BudgetSerializer
 
     def base_queryset(self):
@@ -351,9 +422,14 @@ class BudgetListView(TenantScopedAPIView):
 
     @extend_schema(operation_id="budgets_list", responses=s.BudgetSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        data = s.BudgetSerializer(page, many=True, context={"periods": _current_periods(page)}).data
-        return self.get_paginated_response(data)
+        return self.page_response(
+            self.get_queryset(),
+            lambda rows: (
+                s.BudgetSerializer(
+                    rows, many=True, context={"periods": _current_periods(rows)}
+                ).data
+            ),
+        )
 
     @extend_schema(
         operation_id="budgets_create",
@@ -388,6 +464,7 @@ class BudgetListView(TenantScopedAPIView):
                     }
                 ],
             )
+        _check_budget_binding(request.auth, project, scope.get("environment") or "")
         budget = budget_services.budget_create(
             tenant=self.tenant,
             limit_micros=data["limit_usd"],
@@ -407,6 +484,7 @@ class BudgetListView(TenantScopedAPIView):
 class BudgetDetailView(TenantScopedAPIView):
     model = Budget
     required_scopes = {"GET": scopes.BUDGETS_READ, "PATCH": scopes.BUDGETS_WRITE}
+    bound_keys = {"GET": BUDGET_BINDING, "PATCH": BUDGET_BINDING}
     serializer_class = s.BudgetSerializer
 
     @extend_schema(operation_id="budgets_retrieve")
@@ -448,8 +526,9 @@ class CreditGrantListView(EntitledViewMixin, TenantScopedAPIView):
 
     @extend_schema(operation_id="credit_grants_list", responses=s.CreditGrantSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(s.CreditGrantSerializer(page, many=True).data)
+        return self.page_response(
+            self.get_queryset(), lambda rows: s.CreditGrantSerializer(rows, many=True).data
+        )
 
     @extend_schema(
         operation_id="credit_grants_create",

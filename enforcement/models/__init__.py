@@ -4,6 +4,7 @@ from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendR
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
 from enforcement.models.policies import Policy
 from enforcement.models.reconciliation import ReconciliationImport, ReconciliationLine
+from enforcement.models.simulations import SimulationJob
 
 __all__ = [
     "ApprovalRequest",
@@ -20,5 +21,6 @@ __all__ = [
     "Reservation",
     "ReservationAllocation",
     "SigningKey",
+    "SimulationJob",
     "SpendRollup",
 ]

@@ -50,6 +50,15 @@ class ApprovalRequest(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    requester_creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The person accountable for the requesting key (its creator chain): separation "
+        "of duties excludes them as well as requester_user.",
+    )
     requester_api_key = models.ForeignKey(
         "tenancy.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

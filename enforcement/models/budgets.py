@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import F, Q
 
+from controlplane.core.fields import CounterField
 from controlplane.core.ids import id_factory
 from controlplane.tenancy.models import TenantScopedQuerySet
 
@@ -83,8 +84,9 @@ class BudgetPeriod(models.Model):
     period_start = models.DateField()
     period_end = models.DateField()  # exclusive
     limit_micros = models.BigIntegerField()
-    reserved_micros = models.BigIntegerField(default=0)
-    spent_micros = models.BigIntegerField(default=0)
+    # Sums of every draw and commit: wide, so recording real spend can never overflow.
+    reserved_micros = CounterField(default=0)
+    spent_micros = CounterField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -180,7 +182,7 @@ class SpendRollup(models.Model):
     project = models.ForeignKey("tenancy.Project", on_delete=models.PROTECT, related_name="+")
     environment = models.CharField(max_length=63)
     day = models.DateField()
-    spent_micros = models.BigIntegerField(default=0)
+    spent_micros = CounterField(default=0)
 
     class Meta:
         ordering = ["tenant_id", "project_id", "environment", "day"]

@@ -41,6 +41,7 @@ class CompiledPolicy:
     modes_default: dict[str, str]
     modes_by_source: dict[str, dict[str, str]]
     fail_modes: dict[str, str]
+    rule_error_answers: dict[str, str]
     deadline_ms: int
     plan_ceiling: int | None
     enterprise_ceiling: int | None
@@ -61,6 +62,10 @@ class CompiledPolicy:
 
     def fail_mode(self, env_class: str) -> str:
         return self.fail_modes.get(env_class, "closed")
+
+    def on_rule_error(self, env_class: str) -> str:
+        """``deny`` or ``allow``: the answer when a rule fails (never the gate's fail mode)."""
+        return self.rule_error_answers.get(env_class, "deny")
 
     def approval_routing(self, *, rule_id: str | None, env_class: str) -> dict[str, Any]:
         """Who may approve: the matching rule's approvers, else the document's default."""
@@ -109,6 +114,8 @@ def compile_policy(document: dict[str, Any], *, version: int | None = None) -> C
         modes_default=dict(modes.get("default", {})),
         modes_by_source={k: dict(v) for k, v in modes.get("sources", {}).items()},
         fail_modes=dict(document["fail_modes"]),
+        # Documents stored before the setting existed deny on rule errors, like the default.
+        rule_error_answers=dict(document.get("on_rule_error") or {}),
         deadline_ms=int(document["decision_deadline_ms"]),
         plan_ceiling=_micros(document["ceilings"].get("plan_usd")),
         enterprise_ceiling=_micros(document["ceilings"].get("enterprise_usd")),

@@ -15,6 +15,7 @@ import yaml
 
 from controlplane.core.bodies import check_json_depth, check_yaml_depth
 from controlplane.core.canonical import canonical_json, sha256_hex
+from enforcement.policy import celcost
 from enforcement.policy.schema import DEFAULT_DOCUMENT, POLICY_SCHEMA
 
 CEL_VARIABLES = frozenset({"request", "context", "budget"})
@@ -23,6 +24,35 @@ CEL_VARIABLES = frozenset({"request", "context", "budget"})
 RESOURCE_FIELDS = frozenset({"type", "id", "attributes"})
 _RESOURCE_ACCESS = re.compile(r"\brequest\.resource\.([A-Za-z_][A-Za-z0-9_]*)")
 _RESOURCE_MEMBER = re.compile(r"""['"]([^'"]*)['"]\s+in\s+request\.resource\b(?!\s*\.)""")
+# Named functions the CEL library provides (operators are _x_ / @x and always allowed).
+CEL_FUNCTIONS = frozenset(
+    {
+        "size",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bytes",
+        "dyn",
+        "type",
+        "duration",
+        "timestamp",
+        "getFullYear",
+        "getMonth",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getHours",
+        "getMinutes",
+        "getSeconds",
+        "getMilliseconds",
+    }
+)
 _VALIDATOR = jsonschema.Draft202012Validator(POLICY_SCHEMA)
 
 
@@ -207,6 +237,7 @@ def _resource_field_issue(when: str, path: str) -> Issue | None:
 
 def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[Issue]) -> None:
     seen: dict[str, int] = {}
+    total_cost = 0
     for index, rule in enumerate(document.get("rules", [])):
         base = f"rules[{index}]"
         if rule["id"] in seen:
@@ -219,11 +250,18 @@ def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[I
             )
         seen.setdefault(rule["id"], index)
         try:
+            # Bounds first: the parser itself must never see an unbounded expression.
+            cost = celcost.analyse(rule["when"])
+        except celcost.CelLimitError as exc:
+            errors.append(Issue(f"{base}.when", str(exc), exc.code))
+            continue
+        total_cost += cost.cost
+        try:
             program = cel.compile(rule["when"])
         except ValueError as exc:
             errors.append(Issue(f"{base}.when", f"CEL does not compile: {exc}", "cel_syntax"))
             continue
-        unknown = sorted(set(program.variables()) - CEL_VARIABLES)
+        unknown = sorted(set(program.variables()) - CEL_VARIABLES - cost.loop_variables)
         if unknown:
             errors.append(
                 Issue(
@@ -236,6 +274,19 @@ def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[I
         resource_issue = _resource_field_issue(rule["when"], f"{base}.when")
         if resource_issue is not None:
             errors.append(resource_issue)
+            continue
+        functions = sorted(
+            name for name in program.functions() if name[:1].isalpha() and name not in CEL_FUNCTIONS
+        )
+        if functions:
+            errors.append(
+                Issue(
+                    f"{base}.when",
+                    f"Unknown function(s) {', '.join(functions)}; available: "
+                    f"{', '.join(sorted(CEL_FUNCTIONS))}.",
+                    "cel_unknown_function",
+                )
+            )
             continue
         if not program.variables():
             try:
@@ -255,6 +306,15 @@ def _check_rules(document: dict[str, Any], errors: list[Issue], warnings: list[I
             errors.append(
                 Issue(f"{base}.approvers", "Only require_approval rules take approvers.", "invalid")
             )
+    if total_cost > celcost.MAX_POLICY_COST:
+        errors.append(
+            Issue(
+                "rules",
+                f"The rules' estimated cost together ({total_cost} units) exceeds "
+                f"{celcost.MAX_POLICY_COST}: every gate call evaluates them in turn.",
+                "cel_cost",
+            )
+        )
     modes = document["reservations"]
     if modes["default_ttl_seconds"] > modes["max_ttl_seconds"]:
         errors.append(

@@ -2,13 +2,18 @@
 
 Order: the rules in document order, first match wins (its ``then`` shapes the outcome), then the
 budget waterfall in ``engine.decide``. A rule that fails at run time (e.g. a type mismatch, a
-missing key) stops evaluation: the environment class's fail mode answers, and the error is
-returned so the caller can record and count it. Same request + same snapshot + same policy hash
-always gives the same result.
+missing key) stops evaluation: the policy's ``on_rule_error`` answer for the environment class
+(deny unless the policy says allow) decides, and the error is returned so the caller can record
+and count it. A rule error is never the gate's fail mode: request data can cause one. Same
+request + same snapshot + same policy hash always gives the same result, with one exception: the
+run-time budget guard (a monotonic timer, see ``match_rules``), which only an evaluation far
+slower than its validated cost bound can trip.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +23,13 @@ from enforcement import engine
 from enforcement.policy.compiled import CompiledPolicy
 
 RULE_ERROR_REASON = "POLICY_RULE_ERROR"
+# The run-time guard. Validation bounds a rule's cost (enforcement.policy.celcost: the worst
+# admissible rule runs in ~5 ms, a whole policy in ~25 ms); the CEL library holds the GIL and
+# cannot be interrupted, so the guard acts after the fact: a rule that took longer than this,
+# or rules that together took longer, answer as a rule error instead of their result.
+RULE_BUDGET_SECONDS = 0.025
+RULES_BUDGET_SECONDS = 0.100
+_timer = time.perf_counter  # a monotonic clock for the guard only (tests replace it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +37,6 @@ class PolicyEvaluation:
     outcome: engine.Outcome
     env_class: str
     rule_errors: tuple[dict[str, str], ...] = field(default_factory=tuple)
-    fail_open: bool = False
 
 
 def _usd(micros: int | None) -> float | None:
@@ -100,19 +111,36 @@ def activation(
 
 
 def match_rules(
-    policy: CompiledPolicy, variables: dict[str, Any]
+    policy: CompiledPolicy,
+    variables: dict[str, Any],
+    *,
+    timer: Callable[[], float] | None = None,
 ) -> tuple[engine.RuleOutcome | None, dict[str, str] | None]:
     """First matching rule, or the first rule error (evaluation stops there)."""
     if not policy.rules:
         return None, None
+    timer = timer or _timer
     # One CEL context per decision: the variables are converted to CEL values once and reused
     # by every rule (a plain dict would be converted again for each rule).
-    shared = cel.Context(variables)
+    try:
+        shared = cel.Context(variables)
+    except Exception as exc:  # a value CEL cannot represent: the first rule cannot run
+        return None, {"rule_id": policy.rules[0].id, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    started = timer()
     for rule in policy.rules:
+        before = timer()
         try:
             result = rule.program.execute(shared)
         except Exception as exc:  # CEL raises TypeError/KeyError/ValueError/RuntimeError
             return None, {"rule_id": rule.id, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        after = timer()
+        if after - before > RULE_BUDGET_SECONDS or after - started > RULES_BUDGET_SECONDS:
+            return None, {
+                "rule_id": rule.id,
+                "error": f"evaluation budget exceeded: the rule took {(after - before) * 1000:.1f}"
+                f" ms (budget {RULE_BUDGET_SECONDS * 1000:.0f} ms per rule, "
+                f"{RULES_BUDGET_SECONDS * 1000:.0f} ms for all rules)",
+            }
         if result is True:
             return (
                 engine.RuleOutcome(
@@ -134,40 +162,37 @@ def match_rules(
 
 def _rule_error_outcome(
     policy: CompiledPolicy, request: engine.DecisionRequest, mode: engine.Mode, error: dict
-) -> tuple[engine.Outcome, bool]:
+) -> engine.Outcome:
     env_class = str(request.env_class)
-    fail_mode = policy.fail_mode(env_class)
-    verdict = engine.Verdict.ALLOW if fail_mode == "open" else engine.Verdict.DENY
+    answer = policy.on_rule_error(env_class)
+    verdict = engine.Verdict.ALLOW if answer == "allow" else engine.Verdict.DENY
     enforcing = mode == engine.Mode.HARD
     outcome = verdict if enforcing else engine.Verdict.ALLOW
     if verdict == engine.Verdict.ALLOW:
         message = (
-            f"Policy rule {error['rule_id']!r} failed to evaluate; the {env_class} fail mode is "
-            "open, so this is allowed, flagged and nothing is reserved."
+            f"Policy rule {error['rule_id']!r} failed to evaluate; the policy's {env_class} "
+            "on_rule_error is allow, so this is allowed, flagged and nothing is reserved."
         )
     else:
         message = (
-            f"Policy rule {error['rule_id']!r} failed to evaluate; the {env_class} fail mode is "
-            "closed, so this is denied."
+            f"Policy rule {error['rule_id']!r} failed to evaluate; the policy's {env_class} "
+            "on_rule_error is deny, so this is denied."
         )
-    return (
-        engine.Outcome(
-            outcome=outcome,
-            evaluated_outcome=verdict,
-            mode=mode,
-            enforced=enforcing and verdict == engine.Verdict.DENY,
-            breach=True,
-            reason_code=RULE_ERROR_REASON,
-            message=message,
-            remediation="Fix the rule (see rule_errors) and publish a new policy version; "
-            "POST /api/v1/policies/simulate shows the effect first.",
-            stages=(),
-            draws=(),
-            requires_approval=False,
-            rule_id=error["rule_id"],
-            amount=request.amount,
-        ),
-        verdict == engine.Verdict.ALLOW,
+    return engine.Outcome(
+        outcome=outcome,
+        evaluated_outcome=verdict,
+        mode=mode,
+        enforced=enforcing and verdict == engine.Verdict.DENY,
+        breach=True,
+        reason_code=RULE_ERROR_REASON,
+        message=message,
+        remediation="Fix the rule (see rule_errors) and publish a new policy version; "
+        "POST /api/v1/policies/simulate shows the effect first.",
+        stages=(),
+        draws=(),
+        requires_approval=False,
+        rule_id=error["rule_id"],
+        amount=request.amount,
     )
 
 
@@ -185,8 +210,8 @@ def evaluate(
     variables = activation(request=request, record=record, snapshot=snapshot, context=context)
     rule, error = match_rules(policy, variables)
     if error is not None:
-        outcome, fail_open = _rule_error_outcome(policy, request, mode, error)
-        return PolicyEvaluation(outcome, env_class, (error,), fail_open)
+        outcome = _rule_error_outcome(policy, request, mode, error)
+        return PolicyEvaluation(outcome, env_class, (error,))
     outcome = engine.decide(
         request,
         engine.EffectiveSettings(

@@ -83,6 +83,16 @@ POLICY_SCHEMA = {
                 "nonprod": {"enum": ["open", "closed"]},
             },
         },
+        "on_rule_error": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "What a rule that fails at run time (or exceeds its evaluation "
+            "budget) answers, per environment class: deny (default) or allow (flagged).",
+            "properties": {
+                "prod": {"enum": ["deny", "allow"]},
+                "nonprod": {"enum": ["deny", "allow"]},
+            },
+        },
         "decision_deadline_ms": {"type": "integer", "minimum": 10, "maximum": 10000},
         "ceilings": {
             "type": "object",
@@ -136,6 +146,7 @@ DEFAULT_DOCUMENT = {
     "environments": {"prod": ["prod", "production"]},
     "modes": {"default": {"prod": "hard", "nonprod": "hard"}, "sources": {}},
     "fail_modes": {"prod": "closed", "nonprod": "open"},
+    "on_rule_error": {"prod": "deny", "nonprod": "deny"},
     "decision_deadline_ms": 250,
     "ceilings": {"plan_usd": None, "enterprise_usd": None},
     "approval": {

@@ -7,7 +7,15 @@ from django.db.models import QuerySet
 from enforcement.models import ApprovalRequest
 from enforcement.services.approvals import approver_identity, authority_problem
 
-_ROUTING_FIELDS = ("id", "tenant_id", "routing", "requester", "requester_user_id", "state")
+_ROUTING_FIELDS = (
+    "id",
+    "tenant_id",
+    "routing",
+    "requester",
+    "requester_user_id",
+    "requester_creator_id",
+    "state",
+)
 
 
 def approvals_for_approver(*, tenant, user, status: str) -> QuerySet[ApprovalRequest]:

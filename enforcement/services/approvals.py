@@ -95,6 +95,7 @@ def approval_build(
         required_approvals=max(int(routing["quorum"]), 1),
         requester=requester or "",
         requester_user=getattr(api_key, "user", None),
+        requester_creator_id=getattr(api_key, "created_by_id", None),
         requester_api_key=api_key,
         state=State.PENDING,
         expires_at=expires_at,
@@ -145,7 +146,12 @@ def approval_open(*, approval: ApprovalRequest) -> ApprovalRequest:
 
 
 def is_requester(approval: ApprovalRequest, user) -> bool:
-    if approval.requester_user_id is not None and approval.requester_user_id == user.pk:
+    """The person who asked: the requesting key's person, the person accountable for that key
+    (who created it, or the root of the chain of keys that issued it), or the named requester."""
+    if user.pk is not None and user.pk in (
+        approval.requester_user_id,
+        approval.requester_creator_id,
+    ):
         return True
     named = (approval.requester or "").strip().lower()
     identities = {(user.email or "").strip().lower(), (user.get_username() or "").strip().lower()}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from controlplane.audit.outbox import outbox_enqueue
 from controlplane.audit.services import ledger_append_control
@@ -245,7 +245,19 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
         "created_at": now.isoformat(),
     }
     decision.response = response
-    decision.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            decision.save(force_insert=True)
+    except IntegrityError as exc:
+        # A decision recorded before ``approval:`` keys were reserved for continuations holds
+        # this key: refuse (the token stays unused) rather than fail the whole call.
+        raise TollgateError(
+            EnforcementErrorCode.IDEMPOTENCY_KEY_REUSED,
+            f"The idempotency key {decision.idempotency_key!r} of this approval's continuation "
+            f"is already used by another {source!r} decision.",
+            remediation="Gate the request again from another source to ask for a new approval.",
+            status=409,
+        ) from exc
     ApprovalToken.objects.filter(pk=record.pk).update(consumed_by_decision=decision)
     record.consumed_by_decision = decision
     _ledger_consumed(record, reservation, decision.id)

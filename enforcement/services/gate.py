@@ -17,10 +17,11 @@ from django.utils.dateparse import parse_datetime
 from controlplane.audit.chain import GENESIS_HASH, budget_period_chain, scope_chain
 from controlplane.audit.models import OutboxEvent
 from controlplane.audit.services import ledger_append, next_entry
+from controlplane.core import dberrors
 from controlplane.core.canonical import fingerprint
 from controlplane.core.clock import db_now
 from controlplane.core.dberrors import classify_database_error
-from controlplane.core.errors import TollgateError
+from controlplane.core.errors import TollgateError, invalid_value_error
 from controlplane.core.money import format_usd
 from controlplane.tenancy.models import ApiKey, Project, Tenant
 from enforcement import engine
@@ -28,8 +29,6 @@ from enforcement.context import compute_context
 from enforcement.errors import EnforcementErrorCode
 from enforcement.metrics import (
     GATE_DECISIONS,
-    GATE_FAIL_CLOSED,
-    GATE_FAIL_OPEN,
     GATE_LATENCY,
     POLICY_RULE_ERRORS,
 )
@@ -91,9 +90,12 @@ class GateResult:
 
 
 class CannotDecide(Exception):
-    """The decision could not be made (database failure or deadline): the fail mode answers.
+    """The decision could not be made: the view answers without a decision.
 
-    Raised after the transaction rolled back, so nothing of the decision was written.
+    Raised after the transaction rolled back, so nothing of the decision was written. Only the
+    ``FAIL_MODE_CAUSES`` (the database is unreachable, or the decision deadline Tollgate set
+    passed) let the environment's fail mode answer; any other cause fails closed, so neither a
+    bug nor anything a client sends can turn into a fail-open ALLOW.
     """
 
     def __init__(self, cause: str, detail: str = "") -> None:
@@ -102,6 +104,9 @@ class CannotDecide(Exception):
         self.detail = detail
 
 
+# The causes that let the environment's fail mode answer: the database is unreachable, or the
+# decision deadline Tollgate set itself passed. Everything else fails closed.
+FAIL_MODE_CAUSES = frozenset({"database", "deadline"})
 IDEMPOTENCY_CONSTRAINT = "decision_idempotency_unique"
 
 
@@ -128,18 +133,22 @@ def _integrity_conflict(exc: IntegrityError) -> TollgateError:
     )
 
 
-def database_failure(exc: DatabaseError, tenant: Tenant) -> Exception | None:
-    """What a database error during a decision becomes (see controlplane.core.dberrors).
+def database_failure(exc: DatabaseError, tenant: Tenant, *, in_decision: bool = True) -> Exception:
+    """What a database error met while gating becomes: the one path for every caller.
 
-    Only infrastructure faults reach the fail mode. A value the caller sent is the caller's
-    problem; anything else fails closed (a bug must never turn into an ALLOW).
+    Classified in one place (``controlplane.core.dberrors``): a value the caller sent is a 4xx;
+    a constraint is a 409 ``DECISION_CONFLICT`` (the idempotency key's own race is a replay and
+    never reaches here); an unreachable database is the ``database`` cause; a statement or lock
+    cancelled by the ``SET LOCAL`` deadline of the decision (``in_decision``) is the
+    ``deadline`` cause; anything else (a deadlock, a bug, a timeout outside the decision) fails
+    closed, so a bug never turns into an ALLOW.
     """
     kind = classify_database_error(exc)
-    if kind == "integrity":
+    if kind == dberrors.INTEGRITY:
         return _integrity_conflict(exc)
-    if kind == "client":
-        if getattr(exc.__cause__, "sqlstate", None) == "22003":
-            # A counter would overflow (e.g. soft mode holding huge amounts past the limit).
+    if kind == dberrors.CLIENT:
+        if dberrors.sqlstate(exc) == "22003":
+            # A counter would overflow: the amount is the problem, not the database.
             return TollgateError(
                 EnforcementErrorCode.AMOUNT_OUT_OF_RANGE,
                 "This amount would overflow a budget or credit counter; nothing was written.",
@@ -149,13 +158,17 @@ def database_failure(exc: DatabaseError, tenant: Tenant) -> Exception | None:
                     {"field": "estimated_cost_usd", "message": "Too large.", "code": "invalid"}
                 ],
             )
-        return None
-    if kind == "timeout":
+        return invalid_value_error()
+    if kind == dberrors.UNAVAILABLE:
+        return CannotDecide("database", type(exc).__name__)
+    if (
+        kind == dberrors.TIMEOUT
+        and in_decision
+        and dberrors.sqlstate(exc) in dberrors.DEADLINE_CODES
+    ):
         ms = last_known_policy(tenant.id).deadline_ms  # the one the SQL path ended up using
         return CannotDecide("deadline", f"a lock or statement exceeded {ms} ms")
-    if kind == "unavailable":
-        return CannotDecide("database", type(exc).__name__)
-    log.exception("gate_database_error", kind=kind)
+    log.error("gate_database_error", kind=kind, exc_info=exc)
     return CannotDecide("error", type(exc).__name__)
 
 
@@ -304,10 +317,7 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
             raise _integrity_conflict(exc) from exc
         return _replay(existing, fp, api_key)
     except DatabaseError as exc:
-        failure = database_failure(exc, tenant)
-        if failure is None:
-            raise  # a value the caller sent: the exception handler answers 400
-        raise failure from exc
+        raise database_failure(exc, tenant) from exc
     body = result.response
     GATE_DECISIONS.labels(source=req.source, outcome=body["outcome"], mode=body["mode"]).inc()
     GATE_LATENCY.observe(time.perf_counter() - started)
@@ -459,7 +469,7 @@ def _load_sql(tenant, req, project_slug, environment, policy) -> _Loaded | Decis
             budgets = [_budget_from(row, tenant.id) for row in data["budgets"]]
             _create_missing_periods(tenant, budgets, parse_datetime(data["now"]).date())
         else:  # the policy changed under us twice in a row, or the periods keep vanishing
-            raise CannotDecide("database", "the policy or budgets kept changing")
+            raise CannotDecide("error", "the policy or budgets kept changing")
         policy = _published(tenant.id, data["policy"])  # same sha; the version may be newer
     budgets = _sort_budgets([_budget_from(row, tenant.id) for row in data["budgets"]])
     periods = {
@@ -622,7 +632,6 @@ def _decide_locked(
         for error in evaluation.rule_errors:
             POLICY_RULE_ERRORS.labels(rule_id=error["rule_id"]).inc()
             log.warning("policy_rule_error", tenant=tenant.id, **error)
-        (GATE_FAIL_OPEN if evaluation.fail_open else GATE_FAIL_CLOSED).inc()
     period_by_id = {p.id: p for p in ordered_periods}
     budget_of_period = {p.id: p.budget_id for p in ordered_periods}
 
@@ -645,7 +654,7 @@ def _decide_locked(
         context=context,
         policy_version=policy.version,
         policy_sha256=policy.sha256,
-        fail_open=evaluation.fail_open,
+        fail_open=False,  # a decision was made; only _cannot_decide answers by the fail mode
         snapshot=snapshot_to_dict(snapshot),
         created_at=now,
     )
@@ -713,7 +722,7 @@ def _decide_locked(
         "rule_errors": list(evaluation.rule_errors),
         "rule_id": outcome.rule_id,
         "policy": {"version": policy.version, "sha256": policy.sha256},
-        "fail_open": evaluation.fail_open,
+        "fail_open": False,
         "created_at": now.isoformat(),
     }
     decision.response = response

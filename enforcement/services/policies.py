@@ -12,12 +12,14 @@ from controlplane.audit.outbox import outbox_enqueue
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
+from controlplane.core.jsonlimits import unrepresentable
 from controlplane.identity.selectors import existing_group_names
 from controlplane.tenancy.models import Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Policy
 from enforcement.policy.compiled import CompiledPolicy, compiled_for, default_policy
 from enforcement.policy.document import (
+    Issue,
     document_sha256,
     parse_text,
     validate_document,
@@ -47,6 +49,11 @@ def validate_policy_input(
         data, parse_issues = parse_text(text, content_type=content_type)
         if parse_issues:
             raise _invalid(parse_issues)
+    if text is not None and "\x00" in text:
+        raise _invalid([Issue("", "Null characters are not allowed.", "invalid_value")])
+    bad = unrepresentable(data, nul=True)
+    if bad is not None:  # NUL, 1e999 or "\ud800" cannot be hashed or stored: a 400, not a 500
+        raise _invalid([Issue(bad[0], bad[1], "invalid_value")])
     result = validate_document(data, text=text)
     if not result.ok:
         raise _invalid(result.errors)

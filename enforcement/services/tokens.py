@@ -33,7 +33,7 @@ from django.db.models import Max
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
-from controlplane.core.ids import new_id
+from controlplane.core.ids import looks_like_id, new_id
 from controlplane.core.money import MoneyError, format_usd, parse_usd
 from enforcement.errors import EnforcementErrorCode
 from enforcement.metrics import APPROVAL_TOKENS
@@ -289,8 +289,13 @@ def _header(token: str) -> dict[str, Any]:
         raise _invalid(f"alg {alg!r} is not accepted, approval tokens are signed with EdDSA only")
     if header.get("typ") != TOKEN_TYPE:
         raise _invalid(f"typ {header.get('typ')!r} is not {TOKEN_TYPE!r}")
-    if not isinstance(header.get("kid"), str) or not header["kid"]:
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
         raise _invalid("the kid header is missing")
+    if not looks_like_id(kid, "sgk"):
+        # Checked before the key lookup: a kid is only ever one of our ids, and anything else
+        # (a NUL, a lone surrogate, 10 kB of text) must not reach the database as a value.
+        raise _invalid(f"unknown kid {kid[:64]!r} (not a Tollgate signing key id)")
     return header
 
 

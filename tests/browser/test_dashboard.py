@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.xdist_group("browser")
@@ -63,12 +65,21 @@ def test_operator_signs_in_approves_verifies_and_simulates(
     expect(page.locator("svg.chart rect.bar").first).to_be_visible()
     shot(page, screenshots / "overview.png")
 
-    # A pipeline asks the gate for 1,500 USD in payments/prod: the policy wants a person.
-    api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {demo['api_key']}"})
-    ci_key = api.post(
-        "/api/v1/api-keys",
-        json={"name": "ci", "project": "payments", "scopes": ["gate:write", "approvals:read"]},
-    ).json()["key"]
+    # A pipeline asks the gate for 1,500 USD in payments/prod: the policy wants a person. Its
+    # key is an operator's (issued from the shell): a key minted with the admin's demo key
+    # would stay the admin's, and the admin could not approve its requests.
+    issued = io.StringIO()
+    call_command(
+        "create_api_key",
+        "demo",
+        "--name=ci",
+        "--project=payments",
+        "--scopes",
+        "gate:write",
+        "approvals:read",
+        stdout=issued,
+    )
+    ci_key = issued.getvalue().strip().splitlines()[-1]
     ci = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ci_key}"})
     run_key = f"ci:{uuid.uuid4().hex[:8]}:apply"
     body = {

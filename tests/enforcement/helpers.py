@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import uuid
 from typing import Any
@@ -36,6 +37,7 @@ def set_gate_settings(
     modes: dict[str, dict[str, str]] | None = None,
     prod_environments: list[str] | None = None,
     fail_modes: dict[str, str] | None = None,
+    on_rule_error: dict[str, str] | None = None,
     approval_threshold_micros: int | None = None,
     approvers: dict[str, Any] | None = None,
     plan_ceiling_micros: int | None = None,
@@ -60,6 +62,8 @@ def set_gate_settings(
         overrides["environments"] = {"prod": prod_environments}
     if fail_modes is not None:
         overrides["fail_modes"] = fail_modes
+    if on_rule_error is not None:
+        overrides["on_rule_error"] = on_rule_error
     approval: dict[str, Any] = {}
     if approval_threshold_micros is not None:
         approval["threshold_usd"] = format_usd(approval_threshold_micros)
@@ -166,3 +170,42 @@ def assert_money_invariants(*, hard: bool = True) -> None:
     for grant in CreditGrant.objects.all():
         assert 0 <= grant.remaining_micros <= grant.amount_micros, grant.id
         assert grant.remaining_micros == grant.amount_micros - drawn[grant.id], grant.id
+
+
+def simulate(client, body: dict, capture_on_commit) -> dict:
+    """POST /policies/simulate (202 + a queued job), run the job as the worker does, and return
+    the finished job (``GET /policies/simulations/{id}``); the report is its ``result``."""
+    from enforcement.tasks import policy_simulate_task
+
+    with capture_on_commit(execute=False) as callbacks:
+        response = client.post("/api/v1/policies/simulate", body, format="json")
+    assert response.status_code == 202, response.content
+    job = response.json()
+    assert job["status"] == "queued" and response["Location"] == job["url"]
+    assert len(callbacks) == 1  # the job is enqueued once, after the transaction commits
+    assert policy_simulate_task(job["id"]) is True  # what the Celery worker runs
+    finished = client.get(job["url"])
+    assert finished.status_code == 200, finished.content
+    return finished.json()
+
+
+@contextlib.contextmanager
+def row_locked_elsewhere(table: str, row_id: str):
+    """Hold ``SELECT ... FOR UPDATE`` on one row from another PostgreSQL session."""
+    import psycopg
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    holder = psycopg.connect(
+        host=settings_dict["HOST"] or "127.0.0.1",
+        port=settings_dict["PORT"] or 5432,
+        user=settings_dict["USER"],
+        dbname=settings_dict["NAME"],
+    )
+    try:
+        holder.execute("BEGIN")
+        holder.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [row_id])  # noqa: S608
+        yield
+    finally:
+        holder.rollback()
+        holder.close()

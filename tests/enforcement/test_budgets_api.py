@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.audit.models import LedgerEntry
+from controlplane.audit.tasks import ledger_verify_run_task
 from enforcement.models import Budget, BudgetPeriod, CreditGrant
 from tests import factories
 from tests.api_contracts import IsolationCase, TenantIsolationContract, assert_problem
@@ -305,7 +306,9 @@ class TestBudgetAndGrantTenantIsolation(TenantIsolationContract):
         assert LedgerEntry.objects.count() == before
 
 
-def test_ledger_endpoints_stay_inside_the_tenant(client_a, client_b, tenant, payments):
+def test_ledger_endpoints_stay_inside_the_tenant(
+    client_a, client_b, tenant, payments, django_capture_on_commit_callbacks
+):
     factories.make_budget(tenant, "100.00", project=payments)
     body = gate_service(tenant, micros=1_000_000)
     period_id = body["reservation"]["allocations"][0]["period_id"]
@@ -315,8 +318,18 @@ def test_ledger_endpoints_stay_inside_the_tenant(client_a, client_b, tenant, pay
     assert client_b.get(f"/api/v1/ledger?chain={chain}").json()["results"] == []
     export = client_b.get("/api/v1/ledger/export?format=jsonl")
     assert export.status_code == 200
-    assert period_id not in export.content.decode() and tenant.id not in export.content.decode()
+    exported = b"".join(export.streaming_content).decode()
+    assert period_id not in exported and tenant.id not in exported
+    for client in (client_a, client_b):
+        with django_capture_on_commit_callbacks(execute=False):
+            started = client.post("/api/v1/ledger/verify")
+        assert started.status_code == 202
+        ledger_verify_run_task(started.json()["id"])
     verify = client_b.get("/api/v1/ledger/verify").json()
     own_verify = client_a.get("/api/v1/ledger/verify").json()
     assert verify["ok"] and own_verify["ok"]
     assert verify["entries_checked"] < own_verify["entries_checked"]
+    assert (
+        client_b.get(f"/api/v1/ledger/verifications/{own_verify['verification_id']}").status_code
+        == 404
+    )

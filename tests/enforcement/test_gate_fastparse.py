@@ -109,3 +109,22 @@ def test_invalid_bodies_are_left_to_the_serializer():
         {"action": "a\x00"},
     ):
         assert gate_body_fast(bad) is None
+
+
+def test_the_fast_check_applies_the_same_input_limits():
+    """Free-form limits are one function used by both paths: over a limit, neither accepts."""
+    base = {"project": "payments", "environment": "prod", "estimated_cost_usd": "1.00"}
+    over = [
+        {"labels": {f"l{i}": "v" for i in range(65)}},
+        {"labels": {"k" * 129: "v"}},
+        {"resource": {"attributes": {f"k{i}": i for i in range(257)}}},
+        {"resource": {"attributes": {"x": "y" * 17_000}}},
+        {"resource": {"attributes": {"a": [[[[[[[[[1]]]]]]]]]}}},
+        {"resource": {"attributes": {"n": float("inf")}}},
+    ]
+    for extra in over:
+        body = base | extra
+        assert gate_body_fast(body) is None, extra
+        assert _serializer(body) is None, extra
+    at_limit = base | {"labels": {f"l{i}": "v" for i in range(64)}}
+    assert gate_body_fast(at_limit) == _serializer(at_limit) is not None

@@ -6,10 +6,8 @@ import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +19,7 @@ from enforcement.policy.document import validate_document
 from enforcement.policy.evaluate import evaluate, snapshot_from_dict, snapshot_to_dict
 from tests import factories
 from tests.api_contracts import assert_problem
-from tests.enforcement.helpers import policy_document
+from tests.enforcement.helpers import policy_document, row_locked_elsewhere, simulate
 
 GATE = "/api/v1/gate/decisions"
 RULES = [
@@ -136,18 +134,7 @@ def test_deadline_overrun_on_a_held_lock_answers_by_the_fail_mode(
     )
     policy_publish(tenant=tenant, version=draft.version)
     period = BudgetPeriod.objects.get(budget=budget)
-    settings_dict = connection.settings_dict
-    holder = psycopg.connect(
-        host=settings_dict["HOST"] or "127.0.0.1",
-        port=settings_dict["PORT"] or 5432,
-        user=settings_dict["USER"],
-        dbname=settings_dict["NAME"],
-    )
-    try:
-        holder.execute("BEGIN")
-        holder.execute(
-            "SELECT 1 FROM enforcement_budgetperiod WHERE id = %s FOR UPDATE", [period.id]
-        )
+    with row_locked_elsewhere("enforcement_budgetperiod", period.id):
         decisions_before = Decision.objects.count()
         response = client_a.post(
             GATE,
@@ -155,9 +142,6 @@ def test_deadline_overrun_on_a_held_lock_answers_by_the_fail_mode(
             format="json",
             HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
         )
-    finally:
-        holder.rollback()
-        holder.close()
     assert response.status_code == status, response.content
     if fail_mode == "closed":
         body = assert_problem(response, 503, "GATE_UNAVAILABLE")
@@ -224,21 +208,30 @@ SIM_RULES = [
 ]
 
 
-def test_simulation_matches_the_hand_computed_window(client_a, tenant, window):
+def test_simulation_matches_the_hand_computed_window(
+    client_a, tenant, window, django_capture_on_commit_callbacks
+):
     made, since, until = window
     assert [d["outcome"] for d in made[:6]] == ["ALLOW", "ALLOW", "ALLOW", "ALLOW", "DENY", "ALLOW"]
     ledger_before, decisions_before = LedgerEntry.objects.count(), Decision.objects.count()
-    response = client_a.post(
-        "/api/v1/policies/simulate",
+    job = simulate(
+        client_a,
         {
             "document": policy_document(rules=SIM_RULES),
             "since": since.isoformat(),
             "until": until.isoformat(),
         },
-        format="json",
+        django_capture_on_commit_callbacks,
     )
-    assert response.status_code == 200, response.content
-    report = response.json()
+    assert job["status"] == "succeeded" and job["error"] is None
+    assert job["progress"] == {
+        "processed": 6,
+        "total": 6,
+        "max_decisions": 50_000,
+        "percent": 100.0,
+    }
+    report = job["result"]
+    assert report["capped"] is False
     # d1 (150 prod) and d3 (200 prod) -> REQUIRE_APPROVAL by big-prod; d5 (120 prod, ml) matches
     # big-prod first (first match wins) -> REQUIRE_APPROVAL; d4 stays DENY (the waterfall still
     # fails under the approval rule); d0 (50) and d2 (dev) unchanged; d6 is outside the window.
@@ -271,24 +264,28 @@ def test_simulation_matches_the_hand_computed_window(client_a, tenant, window):
     )
 
 
-def test_simulating_the_published_version_changes_nothing(client_a, window):
+def test_simulating_the_published_version_changes_nothing(
+    client_a, window, django_capture_on_commit_callbacks
+):
     _, since, until = window
-    report = client_a.post(
-        "/api/v1/policies/simulate",
+    report = simulate(
+        client_a,
         {"version": 1, "since": since.isoformat(), "until": until.isoformat()},
-        format="json",
-    ).json()
+        django_capture_on_commit_callbacks,
+    )["result"]
     assert report["changed_count"] == 0 and report["before"] == report["after"]
 
 
-def test_simulation_accepts_yaml_text_and_rejects_bad_input(client_a, window):
+def test_simulation_accepts_yaml_text_and_rejects_bad_input(
+    client_a, window, django_capture_on_commit_callbacks
+):
     _, since, until = window
     yaml_text = "version: 1\nrules:\n  - id: ml-deny\n    when: \"'team' in request.labels\"\n    then: deny\n"
-    report = client_a.post(
-        "/api/v1/policies/simulate",
+    report = simulate(
+        client_a,
         {"document": yaml_text, "since": since.isoformat(), "until": until.isoformat()},
-        format="json",
-    ).json()
+        django_capture_on_commit_callbacks,
+    )["result"]
     assert report["changed_count"] == 1 and report["changed"][0]["changed_by_rule"] == "ml-deny"
     bad = client_a.post(
         "/api/v1/policies/simulate",

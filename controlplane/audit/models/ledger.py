@@ -109,22 +109,59 @@ class LedgerCheckpoint(models.Model):
 
 
 class LedgerVerification(models.Model):
-    """The outcome of one full ledger verification (admin, ``verify_ledger`` or the beat task)."""
+    """One ledger verification: requested (API), running in a worker, or done with its outcome.
+
+    Admin, ``verify_ledger`` and the beat task verify synchronously and record a ``done`` row;
+    ``POST /api/v1/ledger/verify`` queues a row that a worker runs (at most one queued or
+    running per tenant).
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
 
     id = models.CharField(
         primary_key=True, max_length=32, default=id_factory("lvr"), editable=False
     )
     tenant_id = models.CharField(max_length=32, blank=True, default="")  # "" = every tenant
-    trigger = models.CharField(max_length=16)  # admin | command | task
-    ok = models.BooleanField()
-    chains_checked = models.IntegerField()
-    entries_checked = models.BigIntegerField()
-    checkpoints_checked = models.IntegerField()
+    trigger = models.CharField(max_length=16)  # admin | command | task | api
+    state = models.CharField(max_length=8, choices=State.choices, default=State.DONE)
+    ok = models.BooleanField(null=True, blank=True)  # null until done
+    chains_checked = models.IntegerField(default=0)
+    entries_checked = models.BigIntegerField(default=0)
+    checkpoints_checked = models.IntegerField(default=0)
     problems = models.JSONField(default=list, blank=True)
+    problems_truncated = models.BooleanField(default=False)
     created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "done", "failed"]),
+                name="ledger_verification_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="done") | Q(ok__isnull=False),
+                name="ledger_verification_done_has_result",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant_id"],
+                condition=Q(state__in=["queued", "running"]),
+                name="ledger_verification_one_active_per_tenant",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant_id", "state", "-created_at"], name="ledger_verif_tenant_idx"
+            )
+        ]
 
     def __str__(self) -> str:
+        if self.state != self.State.DONE:
+            return f"verification {self.id} ({self.state})"
         return f"verification {self.id} ({'intact' if self.ok else 'FAILED'})"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
-
-from controlplane.audit.export import ledger_export
+from controlplane.audit.exports import ledger_export_response
+from controlplane.audit.models import LedgerEntry
 from controlplane.audit.selectors import ledger_status, recent_entries, tenant_chains
 from controlplane.audit.services import ledger_verify_record
+from controlplane.core.params import choice_param
 from controlplane.dashboard.views.base import DashboardView
 from enforcement.models import BudgetPeriod
 
@@ -59,8 +59,11 @@ class LedgerExportView(DashboardView):
     manage_methods = ("GET",)
 
     def get(self, request):
-        export = ledger_export(tenant=self.tenant, fmt=request.GET.get("format", "jsonl"))
-        response = HttpResponse(export.body, content_type=export.content_type)
-        response["X-Tollgate-Manifest"] = export.manifest
-        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
-        return response
+        fmt = choice_param(request.GET, "format", ("jsonl", "csv"), default="jsonl")
+        return ledger_export_response(
+            LedgerEntry.objects.for_tenant(self.tenant),
+            tenant=self.tenant,
+            fmt=fmt,
+            since=None,
+            until=None,
+        )

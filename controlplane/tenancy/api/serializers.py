@@ -29,6 +29,17 @@ class ApiKeySerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     masked = serializers.CharField(read_only=True)
     state = serializers.SerializerMethodField()
+    user = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, help_text="The person this key acts as, if any."
+    )
+    created_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        help_text="The person accountable for the key (separation of duties follows it).",
+    )
+    parent = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="The key that issued this one, if issued through the API."
+    )
 
     class Meta:
         model = ApiKey
@@ -45,6 +56,9 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "last_used_at",
             "created_at",
             "state",
+            "user",
+            "created_by",
+            "parent",
         ]
 
     def get_state(self, obj: ApiKey) -> str:
@@ -65,10 +79,22 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 
 class ApiKeyCreateSerializer(StrictSerializer):
+    """No ``user`` field: a key issued through the API acts as the issuing key's person, if any."""
+
     name = serializers.CharField(max_length=200)
     scopes = serializers.ListField(child=serializers.CharField(max_length=64), allow_empty=False)
-    project = serializers.SlugField(max_length=63, required=False, allow_null=True)
-    environment = serializers.CharField(max_length=63, required=False, allow_blank=True)
+    project = serializers.SlugField(
+        max_length=63,
+        required=False,
+        allow_null=True,
+        help_text="Default: the calling key's project. A bound key issues only keys bound to it.",
+    )
+    environment = serializers.RegexField(
+        r"^[A-Za-z0-9_.-]{1,63}$",
+        required=False,
+        allow_blank=True,
+        help_text="Default: the calling key's environment.",
+    )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     def validate_expires_at(self, value):

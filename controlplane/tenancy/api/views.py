@@ -15,7 +15,11 @@ from controlplane.tenancy.api.serializers import (
     ProjectCreateSerializer,
     ProjectSerializer,
 )
-from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.tenancy.api.views_base import (
+    CHECKED_IN_VIEW,
+    Confine,
+    TenantScopedAPIView,
+)
 from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Project
 
@@ -23,12 +27,14 @@ from controlplane.tenancy.models import ApiKey, Project
 class ProjectListView(TenantScopedAPIView):
     model = Project
     required_scopes = {"GET": scopes.PROJECTS_READ, "POST": scopes.PROJECTS_WRITE}
+    bound_keys = {"GET": Confine(project="pk")}  # creating a project acts on the tenant
     serializer_class = ProjectSerializer
 
     @extend_schema(operation_id="projects_list", responses=ProjectSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
+        return self.page_response(
+            self.get_queryset(), lambda rows: ProjectSerializer(rows, many=True).data
+        )
 
     @extend_schema(
         operation_id="projects_create",
@@ -45,6 +51,7 @@ class ProjectListView(TenantScopedAPIView):
 class ProjectDetailView(TenantScopedAPIView):
     model = Project
     required_scopes = {"GET": scopes.PROJECTS_READ}
+    bound_keys = {"GET": Confine(project="pk")}
     serializer_class = ProjectSerializer
 
     @extend_schema(operation_id="projects_retrieve")
@@ -55,15 +62,21 @@ class ProjectDetailView(TenantScopedAPIView):
 class ApiKeyListView(TenantScopedAPIView):
     model = ApiKey
     required_scopes = {"GET": scopes.API_KEYS_READ, "POST": scopes.API_KEYS_WRITE}
+    # POST: the service keeps the new key inside the calling key's scopes, binding and lifetime.
+    bound_keys = {
+        "GET": Confine(project="project", environment="environment"),
+        "POST": CHECKED_IN_VIEW,
+    }
     serializer_class = ApiKeySerializer
 
     def base_queryset(self):
-        return ApiKey.objects.select_related("project")
+        return ApiKey.objects.select_related("project", "user", "created_by")
 
     @extend_schema(operation_id="api_keys_list", responses=ApiKeySerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
+        return self.page_response(
+            self.get_queryset(), lambda rows: ApiKeySerializer(rows, many=True).data
+        )
 
     @extend_schema(
         operation_id="api_keys_create",
@@ -92,7 +105,7 @@ class ApiKeyListView(TenantScopedAPIView):
             project=project,
             environment=data.get("environment") or "",
             expires_at=data.get("expires_at"),
-            issuer_scopes=request.auth.scopes,
+            parent=request.auth,
         )
         payload = ApiKeyCreatedSerializer(api_key).data
         payload["key"] = plaintext
@@ -104,14 +117,31 @@ class ApiKeyListView(TenantScopedAPIView):
 class ApiKeyDetailView(TenantScopedAPIView):
     model = ApiKey
     required_scopes = {"GET": scopes.API_KEYS_READ, "DELETE": scopes.API_KEYS_WRITE}
+    bound_keys = {
+        "GET": Confine(project="project", environment="environment"),
+        "DELETE": Confine(project="project", environment="environment"),
+    }
     serializer_class = ApiKeySerializer
 
     @extend_schema(operation_id="api_keys_retrieve")
     def get(self, request, id):
         return Response(ApiKeySerializer(self.get_object()).data)
 
-    @extend_schema(operation_id="api_keys_revoke", responses={204: None})
+    @extend_schema(
+        operation_id="api_keys_revoke",
+        responses={204: None},
+        description="Revoke a key and every key it issued. A key revokes only keys it could "
+        "have issued (scopes a subset of its own, inside its binding).",
+    )
     def delete(self, request, id):
         api_key = self.get_object()
+        services.key_within(
+            issuer=request.auth,
+            scopes=api_key.scopes,
+            project_id=api_key.project_id,
+            environment=api_key.environment,
+            expires_at=api_key.expires_at,
+            lifetime=False,
+        )
         services.api_key_revoke(api_key=api_key)
         return Response(status=status.HTTP_204_NO_CONTENT)

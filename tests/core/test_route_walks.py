@@ -1,0 +1,351 @@
+"""Generated walks over every API route and method (issue 17 item 3).
+
+The routes come from the URLconf, so a new endpoint is walked without anyone remembering to add
+it. Two walks:
+
+- scopes: a key holding every scope but the one a method requires gets 403 ``SCOPE_MISSING``;
+  every method names its scope (fail closed).
+- bindings: a key bound to payments/dev holding every scope is confined on every method: a
+  method declaring no ``bound_keys`` rule is 403 ``KEY_BINDING_FORBIDS``; a ``Confine`` method
+  shows only rows inside the binding (others are 404, lists leave them out); a method checked
+  in its view has a case below (the walk fails when one is missing).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from rest_framework.test import APIClient
+
+from billing.services import tenant_plan_set
+from controlplane.core.clock import db_now
+from controlplane.tenancy.api.views_base import (
+    CheckedInView,
+    Confine,
+    TenantScopedAPIView,
+    Unconfined,
+)
+from controlplane.tenancy.models import ApiKey, Project
+from controlplane.tenancy.scopes import all_scopes
+from enforcement.models import ApprovalRequest, Budget, Decision, Reservation, SimulationJob
+from tests import factories
+from tests.api_contracts import Route, api_routes, assert_problem
+from tests.enforcement.helpers import gate_service
+
+pytestmark = pytest.mark.django_db
+
+
+ROUTES = api_routes()
+
+
+def test_the_walk_sees_the_whole_api():
+    assert len(ROUTES) > 35
+    assert all(issubclass(r.view, TenantScopedAPIView) for r in ROUTES), [
+        r.id for r in ROUTES if not issubclass(r.view, TenantScopedAPIView)
+    ]
+
+
+def _client(plaintext: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+def _call(client, method: str, path: str, body: dict | None = None):
+    call = getattr(client, method.lower())
+    if method in ("GET", "DELETE"):
+        return call(path)
+    return call(path, body or {}, format="json")
+
+
+def _fill(template: str, value) -> str:
+    return re.sub(r"<(?:str|int):\w+>", str(value), template)
+
+
+# --- scopes ------------------------------------------------------------------------------------
+
+# Methods whose permission is not one scope: cancel takes gate:write (the requester's pipeline)
+# or approvals:write (a person), tested in tests/enforcement/test_approvals.py.
+SCOPE_EXCEPTIONS = {"POST /api/v1/approvals/<str:id>/cancel"}
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.id not in SCOPE_EXCEPTIONS], ids=str)
+def test_every_method_requires_its_scope(tenant, route):
+    required = route.view.required_scopes.get(route.method)
+    assert required, f"{route.id} names no required scope"
+    _, plaintext = factories.make_api_key(tenant, scopes=[s for s in all_scopes() if s != required])
+    response = _call(_client(plaintext), route.method, _fill(route.template, 1))
+    assert assert_problem(response, 403, "SCOPE_MISSING")["required_scope"] == required
+    _, only = factories.make_api_key(tenant, scopes=[required])
+    response = _call(_client(only), route.method, _fill(route.template, 1))
+    assert response.status_code != 403 or response.json()["code"] != "SCOPE_MISSING"
+
+
+# --- bindings ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(tenant):
+    """Rows inside payments/dev and outside it (another environment, project, the tenant).
+
+    The tenant is on the plan with every feature, so entitlements never answer before the
+    binding does."""
+    tenant_plan_set(tenant=tenant, plan="enterprise")
+    payments = factories.make_project(tenant, "payments")
+    search = factories.make_project(tenant, "search")
+    factories.require_approval_above(tenant, "100.00")
+    alice = factories.make_member(tenant, "alice", "owner")
+    key, plaintext = factories.make_api_key(
+        tenant, project=payments, environment="dev", user=alice, name="bound"
+    )
+    budgets = {
+        "in": [factories.make_budget(tenant, "1000.00", project=payments, environment="dev")],
+        "out": [
+            factories.make_budget(tenant, "1000.00"),
+            factories.make_budget(tenant, "1000.00", project=payments),
+            factories.make_budget(tenant, "1000.00", project=search, environment="dev"),
+            factories.make_budget(tenant, "1000.00", project=payments, environment="prod"),
+        ],
+    }
+    scopes = {"in": [("payments", "dev")], "out": [("payments", "prod"), ("search", "dev")]}
+    decisions, approvals = {"in": [], "out": []}, {"in": [], "out": []}
+    for side, pairs in scopes.items():
+        for project, environment in pairs:
+            for micros in (5_000_000, 150_000_000):
+                body = gate_service(tenant, micros=micros, project=project, environment=environment)
+                decisions[side].append(Decision.objects.get(pk=body["decision_id"]))
+                if body["approval"]:
+                    approvals[side].append(ApprovalRequest.objects.get(pk=body["approval"]["id"]))
+    reservations = {
+        side: list(Reservation.objects.filter(decision__in=rows))
+        for side, rows in decisions.items()
+    }
+    keys = {
+        "in": [
+            key,
+            factories.make_api_key(
+                tenant, scopes=["gate:write"], project=payments, environment="dev"
+            )[0],
+        ],
+        "out": [
+            factories.make_api_key(tenant, scopes=["gate:write"])[0],
+            factories.make_api_key(tenant, scopes=["gate:write"], project=search)[0],
+            factories.make_api_key(tenant, scopes=["gate:write"], project=payments)[0],
+        ],
+    }
+    now = db_now()
+
+    def job(project, environment):
+        return SimulationJob.objects.create(
+            tenant=tenant,
+            policy_sha256="0" * 64,
+            document={},
+            since=now.replace(year=now.year - 1),
+            until=now,
+            project=project,
+            environment=environment,
+            max_decisions=10,
+            created_at=now,
+        )
+
+    return {
+        "client": _client(plaintext),
+        "key": key,
+        "rows": {
+            Decision: decisions,
+            Reservation: reservations,
+            ApprovalRequest: approvals,
+            Budget: budgets,
+            ApiKey: keys,
+            Project: {"in": [payments], "out": [search]},
+            SimulationJob: {"in": [job(payments, "dev")], "out": [job(None, ""), job(search, "")]},
+        },
+    }
+
+
+BODIES = {
+    "POST /api/v1/reservations/<str:id>/commit": {"actual_cost_usd": "1.00"},
+    "POST /api/v1/reservations/<str:id>/extend": {"ttl_seconds": 60},
+    "PATCH /api/v1/budgets/<str:id>": {"limit_usd": "5.00"},
+}
+
+
+def _rule(route: Route):
+    return route.view.bound_keys.get(route.method)
+
+
+def _ids(rows) -> set[str]:
+    return {row.pk for row in rows}
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if _rule(r) is None], ids=str)
+def test_tenant_wide_methods_refuse_a_bound_key(world, route):
+    response = _call(world["client"], route.method, _fill(route.template, 1))
+    assert_problem(response, 403, "KEY_BINDING_FORBIDS")
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if isinstance(_rule(r), Unconfined)], ids=str)
+def test_unconfined_methods_show_nothing_project_specific(world, route):
+    assert route.method == "GET", "only reads may be unconfined"
+    path = _fill(route.template, 1)  # policies/<int:version>: the tenant's version 1
+    assert _call(world["client"], route.method, path).status_code == 200
+
+
+CONFINED = [r for r in ROUTES if isinstance(_rule(r), Confine)]
+
+
+@pytest.mark.parametrize("route", [r for r in CONFINED if r.has_param], ids=str)
+def test_confined_methods_hide_rows_outside_the_binding(world, route):
+    rows = world["rows"][route.view.model]
+    assert rows["in"] and rows["out"], route.id
+    body = BODIES.get(route.id, {})
+    for row in rows["out"]:
+        response = _call(world["client"], route.method, _fill(route.template, row.pk), body)
+        assert_problem(response, 404, "NOT_FOUND")
+    response = _call(world["client"], route.method, _fill(route.template, rows["in"][0].pk), body)
+    assert response.status_code != 404 and response.status_code < 500, response.content[:300]
+    if response.status_code == 403:
+        assert response.json()["code"] != "KEY_BINDING_FORBIDS"
+
+
+@pytest.mark.parametrize(
+    "route", [r for r in CONFINED if not r.has_param and r.method == "GET"], ids=str
+)
+def test_confined_lists_leave_out_rows_outside_the_binding(world, route):
+    rows = world["rows"][route.view.model]
+    listed = {row["id"] for row in world["client"].get(route.template).json()["results"]}
+    assert listed, route.id
+    assert listed <= _ids(rows["in"]), listed - _ids(rows["in"])
+
+
+def test_reconciliation_reaches_only_reservations_inside_the_binding(world):
+    rows = world["rows"][Reservation]
+    items = [
+        {"reservation_id": r.pk, "invoiced_cost_usd": "1.00"} for r in rows["in"] + rows["out"]
+    ]
+    results = world["client"].post("/api/v1/reconciliations", {"items": items}, format="json")
+    by_id = {row["reservation_id"]: row for row in results.json()["results"]}
+    assert all(by_id[r.pk].get("code") == "NOT_FOUND" for r in rows["out"])
+    assert all(by_id[r.pk].get("code") != "NOT_FOUND" for r in rows["in"])
+
+
+# Methods that check the binding against their body: (outside request, expected code), inside.
+def _gate(client, project, environment):
+    return client.post(
+        "/api/v1/gate/decisions",
+        {"project": project, "environment": environment, "estimated_cost_usd": "1.00"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+    )
+
+
+def _key(client, project, environment):
+    return client.post(
+        "/api/v1/api-keys",
+        {"name": "k", "scopes": ["gate:write"], "project": project, "environment": environment},
+        format="json",
+    )
+
+
+def _budget(client, project, environment):
+    scope = {"project": project, "environment": environment or None} if project else {}
+    return client.post(
+        "/api/v1/budgets",
+        {"scope": scope, "period": "daily", "limit_usd": "10.00"},
+        format="json",
+    )
+
+
+def _consume(client, project, environment):
+    return client.post(
+        "/api/v1/approval-tokens/consume",
+        {
+            "token": "a.b.c",
+            "expected_project": project,
+            "expected_environment": environment,
+            "expected_fingerprint": "sha256:" + "0" * 64,
+        },
+        format="json",
+    )
+
+
+OTHER_SCOPES = [("search", "dev"), ("payments", "prod")]
+# name: (call, outside (project, environment) pairs, status, code, status inside). Where a field
+# is omitted the binding fills it in (gate, keys), so only explicit other values are outside.
+CHECKED_CASES = {
+    "POST /api/v1/gate/decisions": (_gate, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/api-keys": (_key, OTHER_SCOPES, 403, "BINDING_ESCALATION", 201),
+    "POST /api/v1/budgets": (
+        _budget,
+        [*OTHER_SCOPES, (None, ""), ("payments", None)],
+        403,
+        "KEY_SCOPE_MISMATCH",
+        201,
+    ),
+    "POST /api/v1/approval-tokens/consume": (
+        _consume,
+        OTHER_SCOPES,
+        403,
+        "KEY_SCOPE_MISMATCH",
+        401,  # past the binding: the token itself is checked (and is garbage)
+    ),
+}
+
+
+def test_every_method_checked_in_its_view_has_a_case():
+    checked = {r.id for r in ROUTES if isinstance(_rule(r), CheckedInView)}
+    assert checked == {*CHECKED_CASES, "POST /api/v1/policies/simulate"}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKED_CASES))
+def test_methods_checked_in_the_view_refuse_the_outside(world, name):
+    call, outside, status, code, inside = CHECKED_CASES[name]
+    client = world["client"]
+    for project, environment in outside:
+        assert_problem(call(client, project, environment), status, code)
+    assert call(client, "payments", "dev").status_code == inside
+
+
+def test_a_bound_keys_simulation_is_confined_to_its_binding(
+    world, django_capture_on_commit_callbacks
+):
+    now = db_now()
+    with django_capture_on_commit_callbacks(execute=False):
+        response = world["client"].post(
+            "/api/v1/policies/simulate",
+            {"version": 1, "since": (now - timedelta(days=1)).isoformat()},
+            format="json",
+        )
+    assert response.status_code == 202
+    assert response.json()["scope"] == {"project": "payments", "environment": "dev"}
+
+
+def test_the_issue_17_escapes_of_a_bound_key(world, tenant):
+    """$PK: commit another project's reservation, raise a tenant-wide budget, delete a
+    tenant-wide key, list other projects' decisions."""
+    client, rows = world["client"], world["rows"]
+    other = rows[Reservation]["out"][0]
+    assert_problem(
+        client.post(
+            f"/api/v1/reservations/{other.pk}/commit", {"actual_cost_usd": "1.00"}, format="json"
+        ),
+        404,
+        "NOT_FOUND",
+    )
+    tenant_budget = rows[Budget]["out"][0]
+    assert_problem(
+        client.patch(
+            f"/api/v1/budgets/{tenant_budget.pk}", {"limit_usd": "99999999.00"}, format="json"
+        ),
+        404,
+        "NOT_FOUND",
+    )
+    tenant_key = rows[ApiKey]["out"][0]
+    assert_problem(client.delete(f"/api/v1/api-keys/{tenant_key.pk}"), 404, "NOT_FOUND")
+    tenant_key.refresh_from_db()
+    assert tenant_key.revoked_at is None
+    listed = {d["id"] for d in client.get("/api/v1/decisions").json()["results"]}
+    assert listed == _ids(rows[Decision]["in"])
