@@ -94,4 +94,6 @@ def test_keys_expire_once_the_bucket_is_full_again(limiter):
     limit = Limit("ttl", rate=1000, burst=10)
     limiter.check([limit])
     ttl = limiter._redis.pttl(limiter.redis_key(limit))
-    assert 0 < ttl <= 3  # one unit at 1000/s refills in 1 ms (+1 ms margin)
+    # One unit at 1000/s refills in 1 ms (+1 ms margin). On a loaded machine the key may have
+    # expired before PTTL ran (-2); -1 (a key without expiry) is the bug this test is about.
+    assert ttl == -2 or 0 < ttl <= 3, ttl
