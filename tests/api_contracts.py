@@ -76,22 +76,30 @@ class Route:
         return "<" in self.template
 
 
-def api_routes() -> list[Route]:
-    """Every method of every ``/api/v1`` route, from the URLconf (walks need no list to keep)."""
-    out: list[Route] = []
+def url_patterns() -> list[tuple[str, object]]:
+    """Every ``(route, callback)`` of the whole URLconf, with its full route text."""
+    out: list[tuple[str, object]] = []
 
     def walk(patterns, prefix):
         for pattern in patterns:
             route = prefix + str(pattern.pattern)
             if isinstance(pattern, URLResolver):
                 walk(pattern.url_patterns, route)
-            elif isinstance(pattern, URLPattern) and route.startswith("api/v1/"):
-                view = getattr(pattern.callback, "view_class", None)
-                if view is None:
-                    continue
-                for method in view.http_method_names:
-                    if method not in ("options", "head", "trace") and hasattr(view, method):
-                        out.append(Route("/" + route, view, method.upper()))
+            elif isinstance(pattern, URLPattern):
+                out.append((route, pattern.callback))
 
     walk(get_resolver().url_patterns, "")
+    return out
+
+
+def api_routes() -> list[Route]:
+    """Every method of every ``/api/v1`` route, from the URLconf (walks need no list to keep)."""
+    out: list[Route] = []
+    for route, callback in url_patterns():
+        view = getattr(callback, "view_class", None)
+        if not route.startswith("api/v1/") or view is None:
+            continue
+        for method in view.http_method_names:
+            if method not in ("options", "head", "trace") and hasattr(view, method):
+                out.append(Route("/" + route, view, method.upper()))
     return sorted(set(out), key=lambda r: r.id)

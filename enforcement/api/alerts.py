@@ -5,8 +5,10 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 
+from controlplane.core.ids import ID_RE
 from controlplane.core.money import format_usd
-from controlplane.tenancy.api.views_base import TenantScopedAPIView
+from controlplane.core.params import choice_param, pattern_param
+from controlplane.tenancy.api.views_base import Confine, TenantScopedAPIView
 from enforcement import scopes, selectors
 from enforcement.models import BudgetAlert
 
@@ -51,14 +53,18 @@ class BudgetAlertSerializer(serializers.ModelSerializer):
 class BudgetAlertListView(TenantScopedAPIView):
     model = BudgetAlert
     required_scopes = {"GET": scopes.BUDGETS_READ}
+    # A bound key sees the alerts of the budgets inside its binding (as it sees those budgets).
+    bound_keys = {"GET": Confine(project="budget__project", environment="budget__environment")}
     serializer_class = BudgetAlertSerializer
 
     @extend_schema(
         operation_id="budget_alerts_list",
+        responses=BudgetAlertSerializer(many=True),
         parameters=[
             OpenApiParameter("budget", str, description="Only this budget's alerts."),
             OpenApiParameter("kind", str, enum=["threshold", "forecast"]),
             OpenApiParameter("current", bool, description="Only the current periods."),
+            OpenApiParameter("limit", int, description="1..200 (default 50)"),
         ],
         description="Alerts fired once per budget period: `threshold` when spend reached "
         "`threshold_percent` of the limit, `forecast` when the end-of-month forecast is above "
@@ -67,11 +73,15 @@ class BudgetAlertListView(TenantScopedAPIView):
     )
     def get(self, request):
         params = request.query_params
+        current = choice_param(
+            params, "current", ("true", "false", "1", "0", "yes", "no"), default="false"
+        )
         alerts = selectors.budget_alerts(
             tenant=self.tenant,
-            budget_id=params.get("budget") or None,
-            kind=params.get("kind") if params.get("kind") in BudgetAlert.Kind.values else None,
-            current_only=params.get("current", "").lower() in ("1", "true", "yes"),
+            budget_id=pattern_param(params, "budget", ID_RE, "a budget id"),
+            kind=choice_param(params, "kind", BudgetAlert.Kind.values),
+            current_only=current in ("true", "1", "yes"),
         )
-        page = self.paginate_queryset(alerts)
-        return self.get_paginated_response(BudgetAlertSerializer(page, many=True).data)
+        return self.page_response(
+            self.confined(alerts), lambda rows: BudgetAlertSerializer(rows, many=True).data
+        )

@@ -9,6 +9,12 @@ it. Two walks:
   method declaring no ``bound_keys`` rule is 403 ``KEY_BINDING_FORBIDS``; a ``Confine`` method
   shows only rows inside the binding (others are 404, lists leave them out); a method checked
   in its view has a case below (the walk fails when one is missing).
+
+The walks cover every route of the merged API, the billing ones included: ``/tenant`` is
+unconfined (nothing of one project), ``/budget-alerts`` is confined through the alert's budget,
+``/reconciliations/imports`` (a bill covers the whole tenant) refuses a bound key. Routes
+outside ``/api/v1`` (dashboard, admin, SCIM, payment webhooks, probes) answer to other
+credentials: ``OUT_OF_REACH`` says why for each, and a test proves an API key opens none.
 """
 
 from __future__ import annotations
@@ -30,9 +36,16 @@ from controlplane.tenancy.api.views_base import (
 )
 from controlplane.tenancy.models import ApiKey, Project
 from controlplane.tenancy.scopes import all_scopes
-from enforcement.models import ApprovalRequest, Budget, Decision, Reservation, SimulationJob
+from enforcement.models import (
+    ApprovalRequest,
+    Budget,
+    BudgetAlert,
+    Decision,
+    Reservation,
+    SimulationJob,
+)
 from tests import factories
-from tests.api_contracts import Route, api_routes, assert_problem
+from tests.api_contracts import Route, api_routes, assert_problem, url_patterns
 from tests.enforcement.helpers import gate_service
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +175,10 @@ def world(tenant):
             ApiKey: keys,
             Project: {"in": [payments], "out": [search]},
             SimulationJob: {"in": [job(payments, "dev")], "out": [job(None, ""), job(search, "")]},
+            BudgetAlert: {
+                side: [factories.make_budget_alert(budget) for budget in rows]
+                for side, rows in budgets.items()
+            },
         },
     }
 
@@ -349,3 +366,65 @@ def test_the_issue_17_escapes_of_a_bound_key(world, tenant):
     assert tenant_key.revoked_at is None
     listed = {d["id"] for d in client.get("/api/v1/decisions").json()["results"]}
     assert listed == _ids(rows[Decision]["in"])
+
+
+# --- routes outside the walks --------------------------------------------------------------------
+
+# Every route of the URLconf that is not under /api/v1, and why an API key (bound or not) does
+# not reach it: each answers to its own credential, or shows no tenant data.
+OUT_OF_REACH = {
+    "": "a redirect to the dashboard",
+    "dashboard/": "a session login (Django auth, CSRF); an API key is not a session, so a bound "
+    "key never reaches the dashboard; its pages check roles and entitlements themselves "
+    "(tests/dashboard)",
+    "admin/": "staff sessions of operators; API keys are not accepted",
+    "scim/v2/": "per-tenant SCIM bearer tokens of the identity provider, tenant-wide by design "
+    "(it provisions every person); API keys are refused (tests/identity)",
+    "webhooks/billing/": "payment providers, authenticated by their signature over the body",
+    "api/schema/": "the public description of the API (no tenant data)",
+    "api/docs/": "Swagger UI over that description (no tenant data)",
+    ".well-known/jwks.json": "public keys that verify approval tokens",
+    "healthz": "liveness probe (no tenant data)",
+    "readyz": "readiness probe (no tenant data)",
+    "metrics": "Prometheus metrics (METRICS_TOKEN; no tenant data)",
+}
+
+
+def _reach(route: str) -> str | None:
+    if route.startswith("api/v1/"):
+        return "walked"
+    return next(
+        (
+            prefix
+            for prefix in OUT_OF_REACH
+            if route == prefix or (prefix and route.startswith(prefix))
+        ),
+        None,
+    )
+
+
+def test_every_route_is_walked_or_says_why_not():
+    unexplained = sorted(route for route, _ in url_patterns() if _reach(route) is None)
+    assert not unexplained, f"add these to the walks or to OUT_OF_REACH: {unexplained}"
+    function_views = sorted(
+        route
+        for route, callback in url_patterns()
+        if route.startswith("api/v1/") and getattr(callback, "view_class", None) is None
+    )
+    assert not function_views, f"the walks see class-based views only: {function_views}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "refused"),
+    [
+        ("GET", "/dashboard/", {302}),  # to the login page
+        ("GET", "/dashboard/keys/", {302}),
+        ("GET", "/admin/", {302}),
+        ("GET", "/scim/v2/Users", {401}),
+        ("POST", "/scim/v2/Users", {401}),
+        ("POST", "/webhooks/billing/stripe", {400, 503}),  # unsigned: never processed
+    ],
+)
+def test_an_api_key_does_not_open_the_routes_of_other_credentials(world, method, path, refused):
+    response = _call(world["client"], method, path, {"userName": "x"})
+    assert response.status_code in refused, (path, response.status_code, response.content[:300])
