@@ -128,3 +128,15 @@ def pytest_generate_tests(metafunc):
     if "isolation_case" in metafunc.fixturenames:
         cases = getattr(metafunc.cls, "isolation_cases", [])
         metafunc.parametrize("isolation_case", cases, ids=[case.name for case in cases])
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker on this test database, on a queue of its own (the tasks this test
+    sends go there); stopped after the test."""
+    from django.db import connection
+
+    from tests.servers.celery import worker_on_test_database
+
+    with worker_on_test_database(connection.settings_dict) as worker:
+        yield worker

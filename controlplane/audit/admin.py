@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import models
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -15,13 +16,14 @@ from controlplane.audit.models import (
     OutboxEvent,
     WebhookEndpoint,
 )
-from controlplane.audit.selectors import ledger_status
+from controlplane.audit.selectors import ledger_status, running_verification
 from controlplane.audit.services import (
     checkpoint_create,
-    ledger_verify_record,
+    ledger_verify_request,
     webhook_endpoint_delete,
     webhook_endpoint_save,
 )
+from controlplane.core.errors import TollgateError
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -62,15 +64,30 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         return extra + super().get_urls()
 
     def verify_view(self, request):
-        if request.method == "POST" and "checkpoint" in request.POST:
-            checkpoint = checkpoint_create()
-            self.message_user(request, f"Checkpoint {checkpoint.id} signed.", messages.SUCCESS)
-        report = ledger_verify_record(trigger="admin")
+        """The last verification of every tenant's ledger and the one in progress; POST queues
+        one for a worker (nothing is verified in the request) or signs a checkpoint."""
+        if request.method == "POST":
+            if "checkpoint" in request.POST:
+                checkpoint = checkpoint_create()
+                self.message_user(request, f"Checkpoint {checkpoint.id} signed.", messages.SUCCESS)
+            elif "verify" in request.POST:
+                try:
+                    verification, created = ledger_verify_request(tenant_id="", trigger="admin")
+                except TollgateError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"Verification {verification.id} "
+                        + ("queued for a worker." if created else "is already under way."),
+                        messages.INFO,
+                    )
+            return redirect("admin:audit_ledgerentry_verify")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Ledger verification",
-            "report": report,
+            "running_verification": running_verification(),
             **ledger_status(),
         }
         return TemplateResponse(request, "admin/audit/verify.html", context)

@@ -24,6 +24,14 @@ def ledger_status(*, tenant_id: str | None = None) -> dict:
     }
 
 
+def running_verification(*, tenant_id: str = "") -> LedgerVerification | None:
+    """The verification job queued or running for this tenant ("" for every tenant)."""
+    return LedgerVerification.objects.filter(
+        tenant_id=tenant_id,
+        state__in=[LedgerVerification.State.QUEUED, LedgerVerification.State.RUNNING],
+    ).first()
+
+
 def tenant_chains(*, tenant_id: str) -> list[LedgerChain]:
     """The tenant's chains with their heads (control chain first, then budget periods)."""
     return sorted(

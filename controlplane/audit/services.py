@@ -15,6 +15,7 @@ from controlplane.audit.chain import GENESIS_HASH, control_chain, entry_hash
 from controlplane.audit.models import LedgerChain, LedgerCheckpoint, LedgerEntry
 from controlplane.core.canonical import canonical_json, sha256_hex
 from controlplane.core.clock import db_now
+from controlplane.core.jobs import enqueue_on_commit
 
 log = structlog.get_logger(__name__)
 
@@ -227,13 +228,16 @@ def webhook_endpoint_delete(*, endpoint) -> None:
 VERIFICATION_STALE_SECONDS = 3600
 
 
-def ledger_verify_request(*, tenant_id: str):
-    """Queue a verification of one tenant's ledger; the one already queued or running if any.
+def ledger_verify_request(*, tenant_id: str, trigger: str = "api"):
+    """Queue a verification of one tenant's ledger ("" = every tenant) for a worker; the one
+    already queued or running if any. Returns (verification, created).
 
-    Returns (verification, created). The caller enqueues ``audit.ledger_verify_run_task`` after
-    commit when ``created``.
+    The one way to start a verification from a request (API, dashboard, admin): nothing is
+    verified in the request. ``audit.ledger_verify_run_task`` is enqueued after commit; if the
+    queue refuses it, the row is marked failed and a 503 ``SERVICE_UNAVAILABLE`` is raised.
     """
     from controlplane.audit.models import LedgerVerification
+    from controlplane.audit.tasks import ledger_verify_run_task
 
     active = LedgerVerification.objects.filter(
         tenant_id=tenant_id, state__in=["queued", "running"]
@@ -242,20 +246,23 @@ def ledger_verify_request(*, tenant_id: str):
         return active, False
     try:
         with transaction.atomic():
-            return (
-                LedgerVerification.objects.create(
-                    tenant_id=tenant_id,
-                    trigger="api",
-                    state=LedgerVerification.State.QUEUED,
-                    created_at=db_now(),
-                ),
-                True,
+            verification = LedgerVerification.objects.create(
+                tenant_id=tenant_id,
+                trigger=trigger,
+                state=LedgerVerification.State.QUEUED,
+                created_at=db_now(),
+            )
+            enqueue_on_commit(
+                ledger_verify_run_task,
+                verification.id,
+                on_failure=lambda: ledger_verify_abandon(verification_id=verification.id),
             )
     except IntegrityError:  # a concurrent request queued one first (one active per tenant)
         return (
             LedgerVerification.objects.get(tenant_id=tenant_id, state__in=["queued", "running"]),
             False,
         )
+    return verification, True
 
 
 def ledger_verify_abandon(*, verification_id: str) -> None:

@@ -39,6 +39,11 @@ urlpatterns = [
     path("ledger/export/", ledger.LedgerExportView.as_view(), name="ledger-export"),
     path("policies/", policies.PoliciesView.as_view(), name="policies"),
     path("policies/simulate/", policies.SimulationView.as_view(), name="simulate"),
+    path(
+        "policies/simulations/<str:job_id>/",
+        policies.SimulationJobView.as_view(),
+        name="simulation",
+    ),
     path("policies/<int:version>/", policies.PolicyDetailView.as_view(), name="policy"),
     path("scim/", scim.ScimView.as_view(), name="scim"),
     path("scim/tokens/<str:token_id>/", scim.ScimTokenActionView.as_view(), name="scim-token"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 
 import httpx
@@ -12,6 +13,8 @@ from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.xdist_group("browser")
+# How long a page may follow a background job (a real worker, on a shared 2-CPU machine).
+WORKER_MS = 60_000
 
 PAGES = {
     "overview": "/dashboard/",
@@ -48,7 +51,7 @@ def sign_in(page: Page, base: str, demo: dict) -> None:
 
 
 def test_operator_signs_in_approves_verifies_and_simulates(
-    page: Page, live_server, demo, screenshots
+    page: Page, live_server, demo, screenshots, celery_worker
 ):
     base = live_server.url
     sign_in(page, base, demo)
@@ -127,10 +130,10 @@ def test_operator_signs_in_approves_verifies_and_simulates(
     expect(page.get_by_role("link", name=asked["decision_id"])).to_be_visible()
     shot(page, screenshots / "decision.png")
 
-    # Ledger: verify now.
+    # Ledger: verify now. A worker verifies; the page follows the job and shows its result.
     page.get_by_role("link", name="Ledger").click()
     page.get_by_role("button", name="Verify now").click()
-    expect(page.locator("#ledger-status")).to_contain_text("Verified just now")
+    expect(page.locator("#ledger-status")).to_contain_text("Verified just now", timeout=WORKER_MS)
     expect(page.locator("#ledger-status")).to_contain_text("intact")
     shot(page, screenshots / "ledger.png")
 
@@ -141,8 +144,9 @@ def test_operator_signs_in_approves_verifies_and_simulates(
         "version: 1\napproval:\n  threshold_usd: '500'\n"
     )
     page.get_by_role("button", name="Run simulation").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/policies/simulations/sim_\w+/$"))
     result = page.locator("#simulation-result")
-    expect(result).to_contain_text("would change")
+    expect(result).to_contain_text("would change", timeout=WORKER_MS)
     expect(result).to_contain_text("APPROVAL_REQUIRED")
     shot(page, screenshots / "simulate.png")
 

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from controlplane.audit.models import LedgerEntry, WebhookEndpoint
+from controlplane.audit.models import LedgerEntry, LedgerVerification, WebhookEndpoint
+from controlplane.audit.tasks import ledger_verify_run_task
 from controlplane.identity.models import ApproverGroup
 from controlplane.tenancy.models import Membership
 from enforcement.models import Budget, CreditGrant
@@ -135,8 +136,19 @@ def test_names_read_well(root, world):
     assert "API keys" in index
 
 
-def test_verification_status_is_readable(root, world):
+def test_verify_queues_a_job_and_the_page_shows_its_result(
+    root, world, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        asked = root.post("/admin/audit/ledgerentry/verify/", {"verify": "1"})
+    assert asked.status_code == 302 and len(queued) == 1
+    record = LedgerVerification.objects.get(trigger="admin")
+    assert record.state == "queued" and record.tenant_id == ""  # every tenant
+    waiting = root.get("/admin/audit/ledgerentry/verify/").content.decode()
+    assert "<strong>Verifying.</strong>" in waiting
+    ledger_verify_run_task(record.id)  # what the worker runs
     verify = root.get("/admin/audit/ledgerentry/verify/").content.decode()
+    assert "<strong>Verifying.</strong>" not in verify
     # The admin's own message styles (contrast in both themes), not success text in its bg colour.
     assert '<li class="success"><strong>Intact.</strong>' in verify
     assert "message-success-bg" not in verify

@@ -6,8 +6,10 @@ import pytest
 from django.test import Client
 
 from controlplane.audit.models import LedgerVerification
+from controlplane.audit.tasks import ledger_verify_run_task
 from controlplane.audit.verify import verify_ledger
-from enforcement.models import Policy
+from enforcement.models import Policy, SimulationJob
+from enforcement.tasks import policy_simulate_task
 from tests import factories
 from tests.dashboard.conftest import PAGES, gate, logged_in
 
@@ -127,7 +129,9 @@ def test_policies_publish_is_for_owners_and_shows_warnings(world, owner_client):
     assert verify_ledger(tenant_id=tenant.id).ok
 
 
-def test_simulation_form_reports_what_would_change(world, owner_client):
+def test_simulation_form_starts_a_job_and_its_page_shows_progress_then_the_report(
+    world, owner_client, django_capture_on_commit_callbacks
+):
     tenant = world["tenant"]
     for _ in range(3):
         gate(tenant, "60.00")  # ALLOW under the published threshold of 100 USD
@@ -135,29 +139,60 @@ def test_simulation_form_reports_what_would_change(world, owner_client):
     from django.utils import timezone
 
     today = timezone.now().date().isoformat()
-    response = owner_client.post(
-        "/dashboard/policies/simulate/", {"document": stricter, "since": today, "until": today}
-    )
-    page = response.content.decode()
-    assert response.status_code == 200, page[:500]
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = owner_client.post(
+            "/dashboard/policies/simulate/", {"document": stricter, "since": today, "until": today}
+        )
+    assert response.status_code == 302, response.content[:500]
+    job = SimulationJob.objects.get(tenant=tenant)
+    assert response["Location"] == f"/dashboard/policies/simulations/{job.id}/"
+    assert len(queued) == 1 and job.requested_by.startswith("dashboard:")
+    waiting = owner_client.get(response["Location"]).content.decode()
+    assert "Simulation queued" in waiting and "data-poll" in waiting
+    assert "would change" not in waiting  # nothing was evaluated in the request
+    policy_simulate_task(job.id)  # what the worker runs
+    page = owner_client.get(response["Location"]).content.decode()
+    assert "data-poll" not in page
     assert "3 decisions would change" in page and "APPROVAL_REQUIRED" in page
-    by_version = owner_client.post(
-        "/dashboard/policies/simulate/", {"version": "1", "since": today, "until": today}
-    )
-    assert "would change" in by_version.content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        by_version = owner_client.post(
+            "/dashboard/policies/simulate/", {"version": "1", "since": today, "until": today}
+        )
+    assert by_version.status_code == 302
     neither = owner_client.post("/dashboard/policies/simulate/", {"since": today, "until": today})
     assert neither.status_code == 400 and b"one of the two" in neither.content
+    assert owner_client.get("/dashboard/policies/simulations/sim_x/").status_code == 404
+    foreign = SimulationJob.objects.create(
+        tenant=factories.make_tenant("other-sim"),
+        policy_sha256=job.policy_sha256,
+        since=job.since,
+        until=job.until,
+        max_decisions=10,
+        created_at=job.created_at,
+    )
+    assert owner_client.get(f"/dashboard/policies/simulations/{foreign.id}/").status_code == 404
 
 
-def test_ledger_verify_now_and_signed_export(world, owner_client):
+def test_ledger_verify_now_and_signed_export(
+    world, owner_client, django_capture_on_commit_callbacks
+):
     tenant = world["tenant"]
     member = logged_in(world["member"])
     assert member.post("/dashboard/ledger/").status_code == 403
     assert member.get("/dashboard/ledger/export/?format=jsonl").status_code == 403
-    page = owner_client.post("/dashboard/ledger/").content.decode()
-    assert "Verified just now" in page and "intact" in page
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        started = owner_client.post("/dashboard/ledger/")
     record = LedgerVerification.objects.get(trigger="dashboard")
-    assert record.ok and record.tenant_id == tenant.id
+    assert record.state == "queued" and record.tenant_id == tenant.id and len(queued) == 1
+    assert started.status_code == 302
+    assert started["Location"] == f"/dashboard/ledger/?verification={record.id}"
+    waiting = owner_client.get(started["Location"]).content.decode()
+    assert "A worker is verifying" in waiting and "data-poll" in waiting
+    ledger_verify_run_task(record.id)  # what the worker runs
+    page = owner_client.get(started["Location"]).content.decode()
+    assert "Verified just now" in page and "intact" in page and "data-poll" not in page
+    record.refresh_from_db()
+    assert record.state == "done" and record.ok
     export = owner_client.get("/dashboard/ledger/export/?format=csv")
     assert export.status_code == 200 and export["Content-Type"] == "text/csv"
     assert '"count":' in export["X-Tollgate-Manifest"]

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from controlplane.core.clock import db_now
@@ -150,48 +145,6 @@ def test_nothing_is_evaluated_in_the_request(
 
 
 # --- end to end with a real Celery worker ------------------------------------------------------
-
-
-@pytest.fixture
-def celery_worker(transactional_db, tmp_path):
-    """A real worker (solo pool) on this test database and the Redis broker of the suite."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
-        "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(
-            **{k: connection.settings_dict[k] or "" for k in ("USER", "HOST", "PORT", "NAME")}
-        ),
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "controlplane",
-            "worker",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "WARNING",
-            "-n",
-            f"test-{uuid.uuid4().hex[:8]}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=(tmp_path / "worker.log").open("wb"),  # a file: a full pipe would block it
-        stderr=subprocess.STDOUT,
-    )
-    worker.log_path = tmp_path / "worker.log"
-    yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
 
 
 def _until_done(client, url: str, worker, seconds: float = 120.0) -> dict:

@@ -13,6 +13,7 @@ import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
+from billing.services import tenant_plan_set
 from controlplane.wsgi import application
 from tests import factories
 from tests.hardening.timebound import time_bound
@@ -42,8 +43,12 @@ CONFIG = {
 
 @pytest.fixture
 def fuzz_world(transactional_db):
-    """A tenant with something to find: project, budget, credits, a decision; the fuzzer's key."""
+    """A tenant with something to find: project, budget, credits, a decision; the fuzzer's key.
+
+    On the plan with every feature, so the fuzzer reaches every endpoint's own checks rather
+    than the entitlement refusal in front of them."""
     tenant = factories.make_tenant("fuzz")
+    tenant_plan_set(tenant=tenant, plan="enterprise")
     project = factories.make_project(tenant, "payments")
     factories.make_budget(tenant, "1000.00", project=project)
     factories.make_grant(tenant, "50.00")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from django.db import transaction
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -16,9 +15,8 @@ from rest_framework.response import Response
 
 from controlplane.audit.exports import ledger_export_response
 from controlplane.audit.models import LedgerEntry, LedgerVerification
-from controlplane.audit.services import ledger_verify_abandon, ledger_verify_request
+from controlplane.audit.services import ledger_verify_request
 from controlplane.core.ids import ID_RE
-from controlplane.core.jobs import enqueue_on_commit
 from controlplane.core.params import choice_param, pattern_param, timestamp_param
 from controlplane.tenancy.api.views_base import TenantScopedAPIView
 from controlplane.tenancy.scopes import LEDGER_READ
@@ -136,16 +134,7 @@ class LedgerVerifyView(TenantScopedAPIView):
         "Poll `GET /api/v1/ledger/verifications/{id}` (or GET /api/v1/ledger/verify).",
     )
     def post(self, request):
-        from controlplane.audit.tasks import ledger_verify_run_task
-
-        with transaction.atomic():
-            verification, created = ledger_verify_request(tenant_id=self.tenant.id)
-            if created:
-                enqueue_on_commit(
-                    ledger_verify_run_task,
-                    verification.id,
-                    on_failure=lambda: ledger_verify_abandon(verification_id=verification.id),
-                )
+        verification, _ = ledger_verify_request(tenant_id=self.tenant.id)
         return Response(
             VerificationSerializer(verification).data,
             status=202,

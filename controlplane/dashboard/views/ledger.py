@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
 from controlplane.audit.exports import ledger_export_response
-from controlplane.audit.models import LedgerEntry
-from controlplane.audit.selectors import ledger_status, recent_entries, tenant_chains
-from controlplane.audit.services import ledger_verify_record
+from controlplane.audit.models import LedgerEntry, LedgerVerification
+from controlplane.audit.selectors import (
+    ledger_status,
+    recent_entries,
+    running_verification,
+    tenant_chains,
+)
+from controlplane.audit.services import ledger_verify_request
+from controlplane.core.errors import TollgateError
+from controlplane.core.ids import ID_RE
 from controlplane.core.params import choice_param
 from controlplane.dashboard.views.base import DashboardView
 from enforcement.models import BudgetPeriod
@@ -32,25 +43,37 @@ class LedgerView(DashboardView):
     title = "Ledger"
     manage_methods = ("POST",)
 
-    def _page(self, report=None, status=200):
+    def get(self, request):
         chains = tenant_chains(tenant_id=self.tenant.id)
+        status = ledger_status(tenant_id=self.tenant.id)
+        asked = request.GET.get("verification", "")
+        # The verification this browser just started, once a worker finished it.
+        report = (
+            LedgerVerification.objects.filter(
+                tenant_id=self.tenant.id, pk=asked, state=LedgerVerification.State.DONE
+            ).first()
+            if ID_RE.match(asked)
+            else None
+        )
         return self.render(
             "dashboard/ledger.html",
-            status=status,
             chains=chains,
             chain_labels=chain_labels(chains),
             entries=recent_entries(tenant_id=self.tenant.id),
             report=report,
-            **ledger_status(tenant_id=self.tenant.id),
+            running_verification=running_verification(tenant_id=self.tenant.id),
+            **status,
         )
 
-    def get(self, request):
-        return self._page()
-
     def post(self, request):
-        """Verify now: recompute every chain of this tenant and record the outcome."""
-        report = ledger_verify_record(trigger="dashboard", tenant_id=self.tenant.id)
-        return self._page(report=report)
+        """Verify now: queue a verification of this tenant's chains for a worker (the page
+        follows it and shows the result when it is done)."""
+        try:
+            verification, _ = ledger_verify_request(tenant_id=self.tenant.id, trigger="dashboard")
+        except TollgateError as exc:
+            messages.error(request, f"{exc.message} {exc.remediation or ''}".strip())
+            return redirect("dashboard:ledger")
+        return redirect(f"{reverse('dashboard:ledger')}?verification={verification.id}")
 
 
 class LedgerExportView(DashboardView):

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
 
 from controlplane.core.errors import TollgateError
+from controlplane.core.ids import ID_RE
 from controlplane.dashboard.forms import PolicyDraftForm, SimulationForm
 from controlplane.dashboard.views.base import DashboardView
-from enforcement.models import Policy
+from enforcement.models import Policy, SimulationJob
 from enforcement.policy.diff import document_diff, document_yaml
 from enforcement.services import policies as policy_services
-from enforcement.services.simulation import policy_simulate
+from enforcement.services.simulation_jobs import simulation_job_create
 
 LIST_FIELDS = (
     "id",
@@ -30,9 +32,14 @@ LIST_FIELDS = (
 )
 
 
-def run_simulation(*, tenant, policy, since: datetime, until: datetime) -> dict:
-    """The one call from the dashboard into the simulation service (re-point it here)."""
-    return policy_simulate(tenant=tenant, policy=policy, since=since, until=until)
+def run_simulation(
+    *, tenant, policy, since: datetime, until: datetime, requested_by: str
+) -> SimulationJob:
+    """The one call from the dashboard into the simulation service: a bounded background job
+    (validated here, replayed by a worker; the job's page follows its progress)."""
+    return simulation_job_create(
+        tenant=tenant, policy=policy, since=since, until=until, requested_by=requested_by
+    )
 
 
 def policy_diff(old: Policy | None, new: Policy) -> str:
@@ -148,6 +155,11 @@ class SimulationView(DashboardView):
     section = "policies"
     title = "Simulate a policy"
 
+    def render(self, template: str, status: int = 200, **extra):
+        return super().render(
+            template, status, max_decisions=settings.SIMULATION_MAX_DECISIONS, **extra
+        )
+
     def _form(self, data=None):
         versions = [
             (p.version, f"v{p.version} ({p.state}) {p.description[:60]}")
@@ -174,14 +186,43 @@ class SimulationView(DashboardView):
             else:
                 normalised, _, _ = policy_services.validate_policy_input(text=data["document"])
                 compiled = policy_services.compiled_from_document(normalised)
-            result = run_simulation(
+            job = run_simulation(
                 tenant=self.tenant,
                 policy=compiled,
                 since=_day_start(data["since"]),
                 until=_day_start(data["until"] + timedelta(days=1)),
+                requested_by=f"dashboard:{request.user.get_username()}",
             )
         except TollgateError as exc:
             return self.render(
-                "dashboard/simulate.html", status=400, form=form, errors=_error_lines(exc)
+                "dashboard/simulate.html",
+                status=exc.status_code if exc.status_code >= 500 else 400,
+                form=form,
+                errors=_error_lines(exc),
             )
-        return self.render("dashboard/simulate.html", form=form, result=result)
+        return redirect("dashboard:simulation", job_id=job.id)
+
+
+class SimulationJobView(SimulationView):
+    """One simulation job: its progress while a worker replays the window, then its report."""
+
+    def get(self, request, job_id: str):
+        job = (
+            SimulationJob.objects.filter(tenant=self.tenant, pk=job_id).first()
+            if ID_RE.match(job_id)
+            else None
+        )
+        if job is None:
+            return self.not_found("simulation")
+        form = self._form()
+        form.initial.update(
+            {
+                "version": job.policy_version or "",
+                "since": job.since.date(),
+                "until": (job.until - timedelta(days=1)).date(),
+            }
+        )
+        return self.render("dashboard/simulate.html", form=form, job=job)
+
+    def post(self, request, job_id: str):
+        return SimulationView.post(self, request)
