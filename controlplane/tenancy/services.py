@@ -320,8 +320,17 @@ def _active_keys(tenant: Tenant) -> int:
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     """Revoke a key and every key it issued (transitively); revoking again is a no-op."""
+    api_key_revoke_tree(api_key=api_key)
+    return ApiKey.objects.get(pk=api_key.pk)
+
+
+@transaction.atomic
+def api_key_revoke_tree(*, api_key: ApiKey) -> list[str]:
+    """The one revocation path: ``api_key`` and every live key it issued, level by level, each
+    with its ledger entry; returns the ids it revoked now (none for a revoked key)."""
     locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     now = db_now()
+    revoked: list[str] = []
     level = [locked.pk]
     while level:
         rows = list(
@@ -341,14 +350,29 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
                 },
             )
             log.info("api_key_revoked", tenant=locked.tenant_id, api_key_id=key_id)
+        revoked += rows
         # Children of a key revoked earlier were revoked with it; only walk live branches.
         level = list(
             ApiKey.objects.filter(parent_id__in=rows, revoked_at__isnull=True).values_list(
                 "pk", flat=True
             )
         )
-    locked.refresh_from_db()
-    return locked
+    return revoked
+
+
+@transaction.atomic
+def api_keys_revoke_for_person(*, tenant: Tenant, user) -> list[str]:
+    """Revoke every key of ``tenant`` that acts as ``user`` and every key those keys issued
+    (SCIM deprovisioning, removing a member); returns the revoked ids. Service keys the person
+    was only accountable for (``created_by``) keep working: they belong to the tenant."""
+    revoked: list[str] = []
+    for key in (
+        ApiKey.objects.select_for_update()
+        .filter(tenant=tenant, user=user, revoked_at__isnull=True)
+        .order_by("pk")
+    ):
+        revoked += api_key_revoke_tree(api_key=key)
+    return revoked
 
 
 def api_key_touch(*, api_key: ApiKey, now: datetime, resolution_seconds: int) -> None:

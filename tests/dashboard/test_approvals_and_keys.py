@@ -158,3 +158,27 @@ def test_the_queue_pages_by_deadline(world):
     assert sum(i in first for i in ids) == view.QUEUE_PAGE and 'rel="next"' in first
     second = owner.get("/dashboard/approvals/?page=2").content.decode()
     assert sum(i in second for i in ids) == 2 and ids[-1] in second
+
+
+def test_a_personal_keys_children_are_the_persons_and_go_with_it(world):
+    """17's key hierarchy on the dashboard's keys: what a personal key issues through the API
+    acts as the same person, and revoking the key on the dashboard revokes what it issued."""
+    owner = logged_in(world["owner"])
+    created = owner.post("/dashboard/keys/", {"name": "ops", "scopes": ["api_keys:write"]})
+    plaintext = created.content.decode().split('id="new-key">')[1].split("<")[0]
+    record = ApiKey.objects.get(name="ops")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    child = api.post(
+        "/api/v1/api-keys", {"name": "ci", "scopes": ["api_keys:write"]}, format="json"
+    )
+    assert child.status_code == 201, child.content
+    child_row = ApiKey.objects.get(pk=child.json()["id"])
+    assert (child_row.user, child_row.created_by, child_row.parent) == (
+        world["owner"],
+        world["owner"],
+        record,
+    )
+    owner.post(f"/dashboard/keys/{record.id}/revoke/")
+    child_row.refresh_from_db()
+    assert child_row.revoked_at is not None

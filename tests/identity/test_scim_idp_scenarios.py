@@ -383,3 +383,24 @@ def test_staff_accounts_are_never_linked(tenant, scim, django_user_model):
     created = scim.post("/Users", {"schemas": [USER_SCHEMA], "userName": "root@acme.example"})
     assert created.status_code == 201
     assert ScimUser.objects.get(pk=created.json()["id"]).user_id != operator.pk
+
+
+def test_deprovisioning_revokes_the_keys_a_persons_keys_issued(tenant, scim):
+    """One revocation path for SCIM and the API: the person's keys and, through them, every key
+    they issued; a service key the person was only accountable for keeps working."""
+    from controlplane.tenancy.services import api_key_issue
+
+    alice = okta_user(scim, "alice@acme.example", "00u1alice")
+    user = account(alice["id"])
+    laptop, _ = factories.make_api_key(tenant, user=user, name="alice laptop")
+    child, _ = api_key_issue(tenant=tenant, name="ci", scopes=["gate:write"], parent=laptop)
+    grandchild, _ = api_key_issue(tenant=tenant, name="ci-2", scopes=["gate:write"], parent=child)
+    service, _ = api_key_issue(tenant=tenant, name="svc", scopes=["gate:write"], created_by=user)
+    scim.patch(f"/Users/{alice['id']}", patch_op({"op": "replace", "value": {"active": False}}))
+    revoked = {k.pk for k in ApiKey.objects.filter(tenant=tenant, revoked_at__isnull=False)}
+    assert revoked == {laptop.pk, child.pk, grandchild.pk}
+    [summary] = control(tenant, "scim.user.deprovisioned")
+    assert sorted(summary["api_keys_revoked"]) == sorted(revoked)
+    cascaded = {e["api_key"]: e["cascade_from"] for e in control(tenant, "api_key.revoked")}
+    assert cascaded == {laptop.pk: None, child.pk: laptop.pk, grandchild.pk: laptop.pk}
+    assert ApiKey.objects.get(pk=service.pk).revoked_at is None

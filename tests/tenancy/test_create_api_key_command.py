@@ -40,3 +40,19 @@ def test_refuses_non_members_unknown_scopes_and_tenants(tenant):
     with pytest.raises(CommandError, match="No tenant"):
         run("ghost", "--name", "x", "--scopes", "approvals:read")
     assert not ApiKey.objects.filter(name="x").exists()
+
+
+def test_the_key_records_who_is_accountable_for_it(tenant):
+    """17's key hierarchy: a person's key is theirs; a service key may name the member
+    accountable for it; without either it is the operator's (no person)."""
+    olga = factories.make_member(tenant, "olga", "owner")
+    run(tenant.slug, "--user", "olga", "--name", "mine", "--scopes", "approvals:read")
+    run(tenant.slug, "--created-by", "olga", "--name", "svc", "--scopes", "gate:write")
+    run(tenant.slug, "--name", "ops", "--scopes", "gate:write")
+    keys = {k.name: k for k in ApiKey.objects.filter(tenant=tenant)}
+    assert (keys["mine"].user, keys["mine"].created_by) == (olga, olga)
+    assert (keys["svc"].user, keys["svc"].created_by) == (None, olga)
+    assert (keys["ops"].user, keys["ops"].created_by) == (None, None)
+    factories.make_member(tenant, "piet", "admin")
+    with pytest.raises(CommandError, match="that person's"):
+        run(tenant.slug, "--user", "olga", "--created-by", "piet", "--name", "x", "--scopes", "a")

@@ -19,8 +19,12 @@ from django.contrib.auth import get_user_model
 from controlplane.audit.services import ledger_append_control
 from controlplane.core.clock import db_now
 from controlplane.identity.models import ScimUser, UserSession
-from controlplane.tenancy.models import ApiKey, Membership
-from controlplane.tenancy.services import api_key_revoke, membership_remove, membership_set
+from controlplane.tenancy.models import Membership
+from controlplane.tenancy.services import (
+    api_keys_revoke_for_person,
+    membership_remove,
+    membership_set,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -41,18 +45,14 @@ def person_deprovision(*, scim_user: ScimUser, reason: str) -> dict:
     tenant = scim_user.tenant
     user = get_user_model().objects.select_for_update().get(pk=scim_user.user_id)
     membership = Membership.objects.select_for_update().filter(tenant=tenant, user=user).first()
-    keys = list(
-        ApiKey.objects.select_for_update()
-        .filter(tenant=tenant, user=user, revoked_at__isnull=True)
-        .order_by("pk")
-    )
     summary: dict = {}
     for hook in USER_DEPROVISION_HOOKS:
         summary.update(hook(tenant_id=tenant.id, user_id=user.pk, reason=f"scim:{reason}"))
     role = (
         membership_remove(tenant=tenant, user=user, reason=f"scim:{reason}") if membership else None
     )
-    revoked = [api_key_revoke(api_key=key).id for key in keys]
+    # The person's keys and every key they issued (one revocation path, with the API's).
+    revoked = api_keys_revoke_for_person(tenant=tenant, user=user)
     sessions = user_sessions_end(user_id=user.pk)
     deactivated = False
     if scim_user.owns_user and user.is_active and not user.memberships.exists():
