@@ -34,7 +34,7 @@ pytest: install
 	$(PY) -m pytest --create-db --ignore=tests/fuzz --ignore=tests/chaos $(PYTEST_ARGS)
 
 fuzz: install
-	$(PY) -m pytest -n 0 tests/fuzz
+	$(PY) -m pytest --create-db -n 0 tests/fuzz
 
 chaos: install
 	$(PY) -m pytest -n 0 -s tests/chaos

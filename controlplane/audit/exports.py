@@ -23,6 +23,7 @@ from django.http import StreamingHttpResponse
 from rest_framework import serializers
 
 from controlplane.audit import signing
+from controlplane.audit.errors import AuditErrorCode
 from controlplane.core.canonical import canonical_json
 from controlplane.core.errors import TollgateError
 
@@ -38,7 +39,7 @@ class ExportTooLarge(TollgateError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(
-            "EXPORT_TOO_LARGE",
+            AuditErrorCode.EXPORT_TOO_LARGE,
             f"More than {limit} entries in the window.",
             remediation="Narrow the window with since/until and export in parts.",
             status=422,

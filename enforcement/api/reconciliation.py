@@ -88,10 +88,15 @@ class ReconciliationImportListView(EntitledViewMixin, TenantScopedAPIView):
     def base_queryset(self):
         return ReconciliationImport.objects.prefetch_related("lines")
 
-    @extend_schema(operation_id="reconciliation_imports_list")
+    @extend_schema(
+        operation_id="reconciliation_imports_list",
+        responses=ReconciliationImportSerializer(many=True),
+        parameters=[OpenApiParameter("limit", int, description="1..200 (default 50)")],
+    )
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(ReconciliationImportSerializer(page, many=True).data)
+        return self.page_response(
+            self.get_queryset(), lambda rows: ReconciliationImportSerializer(rows, many=True).data
+        )
 
     @extend_schema(
         operation_id="reconciliation_imports_create",

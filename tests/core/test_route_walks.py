@@ -428,3 +428,14 @@ def test_every_route_is_walked_or_says_why_not():
 def test_an_api_key_does_not_open_the_routes_of_other_credentials(world, method, path, refused):
     response = _call(world["client"], method, path, {"userName": "x"})
     assert response.status_code in refused, (path, response.status_code, response.content[:300])
+
+
+def test_a_scim_token_opens_nothing_but_scim(tenant):
+    """The other direction: the identity provider's token is refused by /api/v1."""
+    from controlplane.identity.services.tokens import scim_token_issue
+
+    _, token = scim_token_issue(tenant=tenant, name="okta")
+    scim = _client(token)
+    assert scim.get("/scim/v2/Users").status_code == 200
+    assert_problem(scim.get("/api/v1/tenant"), 401)
+    assert_problem(scim.get("/api/v1/decisions"), 401)

@@ -119,3 +119,29 @@ def test_depth_checks_are_exact():
     check_yaml_depth("a:\n  b:\n    c: 1\n", 3)
     with pytest.raises(TollgateError):
         check_yaml_depth("a:\n  b:\n    c: 1\n", 2)
+
+
+# Outside the OpenAPI document: SCIM (its own tokens), payment webhooks (signatures), the
+# dashboard and the admin (sessions). The depth check runs before any of them authenticates.
+OTHER_BODY_ROUTES = [
+    "/scim/v2/Users",
+    "/scim/v2/Groups",
+    "/scim/v2/Bulk",
+    "/webhooks/billing/stripe",
+    "/webhooks/billing/standard",
+    "/dashboard/policies/",
+    "/admin/login/",
+]
+
+
+@pytest.mark.parametrize("path", OTHER_BODY_ROUTES)
+@pytest.mark.parametrize("media", ["application/json", "application/scim+json"])
+def test_json_deeper_than_the_limit_is_400_outside_the_api_too(client, path, media):
+    response = client.post(path, data=_deep_json(100_000), content_type=media)
+    assert response.status_code == 400, (path, response.status_code, response.content[:300])
+    if path.startswith("/scim/"):  # SCIM clients get SCIM Error bodies
+        body = response.json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"], body
+        assert "32" in body["detail"], body
+    else:
+        assert "32" in assert_problem(response, 400, "BODY_TOO_DEEP")["detail"]

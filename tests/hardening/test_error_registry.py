@@ -3,8 +3,10 @@ wrong (issue 11, item 7)."""
 
 from __future__ import annotations
 
+import ast
 import enum
 import importlib
+import re
 import uuid
 from pathlib import Path
 
@@ -41,10 +43,58 @@ def test_the_walk_finds_every_app_enum():
     assert {
         "CoreErrorCode",
         "TenancyErrorCode",
+        "AuditErrorCode",
+        "IdentityErrorCode",
         "BillingErrorCode",
         "ByokErrorCode",
         "EnforcementErrorCode",
     } <= names
+
+
+def _literal_codes() -> dict[str, str]:
+    """UPPER_SNAKE codes written as string literals in the project's code: the first argument
+    of ``TollgateError(...)`` (and of ``super().__init__`` in its subclasses) and any
+    ``code="..."`` keyword (problem responses of plain Django views: webhooks, middleware)."""
+    found: dict[str, str] = {}
+    for path in sorted(settings.BASE_DIR.rglob("*.py")):
+        parts = path.relative_to(settings.BASE_DIR).parts
+        if parts[0] in (".venv", "tests", "bench", "docs") or "migrations" in parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            values = [kw.value for kw in node.keywords if kw.arg == "code"]
+            if name in ("TollgateError", "__init__") and node.args:
+                values.append(node.args[0])
+            for value in values:
+                literal = value.value if isinstance(value, ast.Constant) else None
+                if isinstance(literal, str) and re.fullmatch(
+                    r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", literal
+                ):
+                    found.setdefault(literal, f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_codes_written_as_literals_are_registered_too():
+    literals = _literal_codes()
+    assert {"VALIDATION_FAILED", "NOT_FOUND"} <= set(literals), literals  # the scan sees them
+    registry = registered_codes()
+    unregistered = {code: where for code, where in literals.items() if code not in registry}
+    assert not unregistered, f"register these codes in an app's errors.py: {unregistered}"
+
+
+def test_every_identity_and_billing_code_has_a_remediation_and_a_doc_entry():
+    """The apps added after the registry (SCIM administration, billing) are in the walk: their
+    codes are registered, hinted and documented like every other."""
+    from billing.errors import BillingErrorCode
+    from controlplane.identity.errors import IdentityErrorCode
+
+    text = (settings.BASE_DIR / "docs" / "errors.md").read_text(encoding="utf-8")
+    for code in [*IdentityErrorCode, *BillingErrorCode]:
+        assert registered_codes().get(code.value), code
+        assert f"`{code.value}`" in text, code
 
 
 def test_every_code_in_the_registry_has_a_remediation():

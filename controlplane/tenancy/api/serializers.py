@@ -30,15 +30,21 @@ class ApiKeySerializer(serializers.ModelSerializer):
     masked = serializers.CharField(read_only=True)
     state = serializers.SerializerMethodField()
     user = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, help_text="The person this key acts as, if any."
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="The person this key acts as, if any.",
     )
     created_by = serializers.SlugRelatedField(
         slug_field="username",
         read_only=True,
+        allow_null=True,
         help_text="The person accountable for the key (separation of duties follows it).",
     )
     parent = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="The key that issued this one, if issued through the API."
+        read_only=True,
+        allow_null=True,
+        help_text="The key that issued this one, if issued through the API.",
     )
 
     class Meta:
