@@ -20,6 +20,7 @@ from billing.gates import checks, routes
 from billing.gates.config import check_settings
 from billing.gates.metrics import GATE_LATENCY
 from controlplane.core.errors import TollgateError
+from controlplane.core.exceptions import database_error_problem
 from controlplane.core.problems import problem_response
 
 log = structlog.get_logger(__name__)
@@ -50,15 +51,20 @@ class RequestGatesMiddleware:
                 exc.extra,
             )
         except DatabaseError as exc:
+            # The one mapping of database errors (controlplane.core.exceptions): an outage is
+            # 503 DATABASE_UNAVAILABLE with its cause, as on every other path; a bug stays a 500.
+            mapped = database_error_problem(exc)
+            if mapped is None:
+                raise
             log.error("request_gate_auth_unavailable", error=type(exc).__name__)
             return _problem(
                 request,
-                503,
-                "DATABASE_UNAVAILABLE",
-                "Credentials cannot be checked right now (database unavailable).",
-                "Retry shortly; authentication never fails open.",
-                {"Retry-After": "5"},
-                {},
+                mapped["status"],
+                mapped["code"],
+                "Credentials cannot be checked right now. " + mapped["detail"],
+                mapped.get("remediation") or "Retry shortly; authentication never fails open.",
+                mapped.get("headers") or {},
+                mapped.get("extra") or {},
             )
         tenant_id, api_key_id = caller or (None, None)
         run = checks.GateRun()

@@ -43,6 +43,9 @@ def _assert_database_unavailable(response):
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["code"] == "DATABASE_UNAVAILABLE", body
+    # One mapping everywhere (views, plain Django views, the request gates' authentication):
+    # the cause is always named.
+    assert body["cause"] in ("unavailable", "timeout"), body
     assert int(response.headers["Retry-After"]) > 0
     assert body["remediation"]
     return body
