@@ -62,6 +62,7 @@ EXPECT = {
     ],
     "docs/policy-reference.md": [
         '"state":"draft","warnings":[]',
+        '{"status":"succeeded","progress":100',
         '"state":"published","warnings":[]',
         '"rolled_back_from":2',
         "Decisions replayed",
