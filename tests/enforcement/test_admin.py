@@ -8,6 +8,7 @@ from django.db import connection
 
 from controlplane.audit.models import LedgerCheckpoint, LedgerEntry, LedgerVerification
 from controlplane.audit.services import checkpoint_create
+from controlplane.audit.tasks import ledger_verify_run_task
 from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Reservation
 from enforcement.services.reservations import reservation_commit
 from tests import factories
@@ -99,13 +100,28 @@ def test_decisions_are_read_only_and_filterable(admin_client, world, tenant):
     assert Decision.objects.count() == before
 
 
+def _verify_in_a_worker(admin_client) -> LedgerVerification:
+    """The admin's Verify now queues a job; run it as the worker does."""
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        assert (
+            admin_client.post("/admin/audit/ledgerentry/verify/", {"verify": "1"}).status_code
+            == 302
+        )
+    assert len(queued) == 1
+    record = LedgerVerification.objects.get(trigger="admin", state="queued")
+    ledger_verify_run_task(record.id)
+    record.refresh_from_db()
+    return record
+
+
 def test_ledger_status_is_visible_and_recorded(admin_client, world):
     html = admin_client.get("/admin/audit/ledgerentry/").content.decode()
     assert 'id="ledger-status"' in html and "was never verified" in html
     assert LedgerCheckpoint.objects.first().id in html
-    verify = admin_client.get("/admin/audit/ledgerentry/verify/")
-    assert "Intact." in verify.content.decode()
-    record = LedgerVerification.objects.get()
+    record = _verify_in_a_worker(admin_client)
+    assert "Intact." in admin_client.get("/admin/audit/ledgerentry/verify/").content.decode()
     assert record.ok and record.trigger == "admin" and record.entries_checked > 0
     html = admin_client.get("/admin/audit/ledgerverification/").content.decode()
     assert "intact" in html and 'id="ledger-status"' in html
@@ -122,6 +138,7 @@ def test_tampering_shows_in_the_status(admin_client, world):
             "UPDATE audit_ledgerentry SET payload = '{\"amount\": 1}' WHERE id = %s", [entry.id]
         )
         cursor.execute("ALTER TABLE audit_ledgerentry ENABLE TRIGGER audit_ledgerentry_append_only")
+    _verify_in_a_worker(admin_client)
     verify = admin_client.get("/admin/audit/ledgerentry/verify/").content.decode()
     assert "TAMPERING DETECTED" in verify and entry.id in verify
     status = admin_client.get("/admin/audit/ledgerentry/").content.decode()
