@@ -91,9 +91,15 @@ def _spool(queryset, fmt: str, limit: int):
                 .values_list(*COLUMNS)
                 .iterator(chunk_size=READ_CHUNK_ROWS)
             )
-            for piece in _lines(counted(rows), fmt):
-                digest.update(piece)
-                spool.write(piece)
+            try:
+                for piece in _lines(counted(rows), fmt):
+                    digest.update(piece)
+                    spool.write(piece)
+            finally:
+                # Close the server-side cursor while its transaction is alive: left to the
+                # garbage collector (after EXPORT_TOO_LARGE), its CLOSE would run after the
+                # rollback and fail the connection's next statement.
+                rows.close()
     except BaseException:
         spool.close()
         raise
