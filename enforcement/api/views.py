@@ -21,25 +21,18 @@ from controlplane.core.params import (
     timestamp_param,
 )
 from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
-from controlplane.tenancy.models import Project
+from controlplane.tenancy.selectors import project_get
 from enforcement import scopes
 from enforcement.api import serializers as s
 from enforcement.api.fastparse import gate_body_fast
 from enforcement.errors import EnforcementErrorCode
-from enforcement.metrics import GATE_FAIL_CLOSED, GATE_FAIL_OPEN
-from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Reservation
+from enforcement.models import Budget, CreditGrant, Decision, Reservation
 from enforcement.models.decisions import OUTCOMES
-from enforcement.periods import period_bounds
+from enforcement.selectors.budgets import budget_current_periods
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import (
-    FAIL_MODE_CAUSES,
-    CannotDecide,
-    GateRequest,
-    database_failure,
-    gate_decide,
-)
-from enforcement.services.policies import active_policy, last_known_policy
+from enforcement.services.gate import CannotDecide, GateRequest, gate_decide, gate_fail_answer
+from enforcement.services.policies import active_policy
 
 log = structlog.get_logger(__name__)
 
@@ -130,69 +123,9 @@ class GateDecisionView(TenantScopedAPIView):
         try:
             result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
         except (CannotDecide, DatabaseError) as exc:
-            # A DatabaseError here came from outside the decision's own transaction (token
-            # continuation, replays): the same classification, but no timeout there is the
-            # decision deadline, so none of them takes the fail mode.
-            failure = (
-                exc
-                if isinstance(exc, CannotDecide)
-                else database_failure(exc, self.tenant, in_decision=False)
-            )
-            if isinstance(failure, CannotDecide):
-                return self._cannot_decide(gate_request, failure.cause, failure.detail)
-            raise failure from exc
+            result = gate_fail_answer(tenant=self.tenant, req=gate_request, exc=exc)
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(result.response, status=code)
-
-    def _cannot_decide(self, gate_request: GateRequest, cause: str, detail: str) -> Response:
-        """No decision could be made; nothing was written.
-
-        For the ``FAIL_MODE_CAUSES`` (the database is unreachable, or the decision deadline
-        passed) the fail mode of the environment class answers, from the last policy this
-        process saw for the tenant (no database access on this path). Any other cause fails
-        closed whatever the fail mode: neither a bug nor client data can become an ALLOW.
-        """
-        log.error("gate_cannot_decide", cause=cause, detail=detail)
-        policy = last_known_policy(self.tenant.id)
-        env_class = policy.env_class(gate_request.environment or "")
-        fail_mode = policy.fail_mode(env_class) if cause in FAIL_MODE_CAUSES else "closed"
-        why = {
-            "database": "the database is unavailable",
-            "deadline": f"the {policy.deadline_ms} ms decision deadline passed",
-        }.get(cause, "an unexpected error occurred; it was logged")
-        if fail_mode == "open":
-            GATE_FAIL_OPEN.inc()
-            return Response(
-                {
-                    "decision_id": None,
-                    "outcome": "ALLOW",
-                    "evaluated_outcome": None,
-                    "mode": policy.mode(gate_request.source, env_class),
-                    "enforced": False,
-                    "breach": False,
-                    "reason_code": "FAIL_OPEN",
-                    "message": f"Tollgate could not decide ({why}); the {env_class} fail mode "
-                    "is open, so this is allowed and flagged.",
-                    "remediation": "Nothing was reserved or recorded; re-gate when Tollgate is "
-                    "healthy.",
-                    "reservation": None,
-                    "approval": None,
-                    "waterfall": [],
-                    "policy": {"version": policy.version, "sha256": policy.sha256},
-                    "fail_open": True,
-                    "fail_cause": cause,
-                },
-                status=status.HTTP_200_OK,
-            )
-        GATE_FAIL_CLOSED.inc()
-        raise TollgateError(
-            EnforcementErrorCode.GATE_UNAVAILABLE,
-            f"Tollgate could not decide ({why}); the {env_class} fail mode is closed.",
-            remediation="Retry with the same Idempotency-Key; nothing was reserved.",
-            status=503,
-            headers={"Retry-After": "5"},
-            extra={"fail_open": False, "fail_cause": cause},
-        )
 
 
 class DecisionListView(TenantScopedAPIView):
@@ -375,39 +308,10 @@ class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
 
 
 def _current_periods(budgets) -> dict:
-    today = db_now().date()
-    keys = {(b.id, period_bounds(b.period, today)[0]) for b in budgets}
-    if not keys:
-        return {}
-    from django.db.models import Q
-
-    condition = Q()
-    for budget_id, start in keys:
-        condition |= Q(budget_id=budget_id, period_start=start)
-    return {p.budget_id: p for p in BudgetPeriod.objects.filter(condition)}
+    return budget_current_periods(budgets, today=db_now().date())
 
 
 BUDGET_BINDING = Confine(project="project", environment="environment")
-
-
-def _check_budget_binding(api_key, project, environment: str) -> None:
-    """A bound key creates only budgets inside its binding (never a tenant-wide one)."""
-    if api_key.project_id is not None and (project is None or project.pk != api_key.project_id):
-        raise TollgateError(
-            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-            f"This API key is bound to project {api_key.project.slug!r}: it creates budgets "
-            "of that project only.",
-            remediation="Set scope.project to the key's project, or use an unbound key.",
-            status=403,
-        )
-    if api_key.environment and environment != api_key.environment:
-        raise TollgateError(
-            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-            f"This API key is bound to environment {api_key.environment!r}: it creates budgets "
-            "of that environment only.",
-            remediation="Set scope.environment to the key's environment, or use an unbound key.",
-            status=403,
-        )
 
 
 class BudgetListView(TenantScopedAPIView):
@@ -443,28 +347,7 @@ class BudgetListView(TenantScopedAPIView):
         scope = data.get("scope") or {}
         project = None
         if scope.get("project"):
-            project = Project.objects.for_tenant(self.tenant).filter(slug=scope["project"]).first()
-            if project is None:
-                raise TollgateError(
-                    EnforcementErrorCode.UNKNOWN_PROJECT,
-                    f"No project {scope['project']!r} in this tenant.",
-                    errors=[
-                        {"field": "scope.project", "message": "Unknown project.", "code": "invalid"}
-                    ],
-                )
-        elif scope.get("environment"):
-            raise TollgateError(
-                "VALIDATION_FAILED",
-                "An environment-scoped budget needs a project.",
-                errors=[
-                    {
-                        "field": "scope.environment",
-                        "message": "Needs scope.project.",
-                        "code": "invalid",
-                    }
-                ],
-            )
-        _check_budget_binding(request.auth, project, scope.get("environment") or "")
+            project = project_get(tenant=self.tenant, slug=scope["project"], field="scope.project")
         budget = budget_services.budget_create(
             tenant=self.tenant,
             limit_micros=data["limit_usd"],
@@ -474,6 +357,7 @@ class BudgetListView(TenantScopedAPIView):
             name=data.get("name", ""),
             alert_thresholds=data.get("alert_thresholds"),
             forecast_alert=data.get("forecast_alert", False),
+            api_key=request.auth,
         )
         return Response(
             s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data,

@@ -24,7 +24,8 @@ from controlplane.tenancy.models import Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.metrics import APPROVAL_TOKENS
 from enforcement.models import ApprovalToken, Decision, Reservation
-from enforcement.services.approvals import approval_url
+from enforcement.services.approvals import approval_summary
+from enforcement.services.gate.answer import answer_replay, gate_answer
 from enforcement.services.tokens import token_verify
 
 APPROVED_REASON = "APPROVED"
@@ -173,12 +174,7 @@ def gate_continue(
         ):
             raise
         APPROVAL_TOKENS.labels(event="replayed").inc()
-        response = dict(prior.response)
-        response["idempotent_replay"] = True
-        live = Reservation.objects.filter(decision_id=claims["decision_id"]).first()
-        if live is not None and response.get("reservation"):
-            response["reservation"] = {**response["reservation"], "state": live.state}
-        return response, False
+        return answer_replay(prior), False
 
 
 def _continue(record, claims, reservation, source, idempotency_key, request_record) -> dict:
@@ -215,35 +211,32 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
             "state": reservation.state,
             "expires_at": reservation.expires_at.isoformat(),
         }
-    response = {
-        **{k: original.response.get(k) for k in ("waterfall", "context", "policy")},
-        "decision_id": decision.id,
-        "outcome": "ALLOW",
-        "evaluated_outcome": "ALLOW",
-        "mode": original.mode,
-        "enforced": True,
-        "breach": False,
-        "reason_code": APPROVED_REASON,
-        "message": f"Approved (approval {record.request_id}); the held reservation is yours "
+    response = gate_answer(
+        decision_id=decision.id,
+        outcome="ALLOW",
+        evaluated_outcome="ALLOW",
+        mode=original.mode,
+        enforced=True,
+        breach=False,
+        reason_code=APPROVED_REASON,
+        message=f"Approved (approval {record.request_id}); the held reservation is yours "
         "to commit.",
-        "remediation": "",
-        "fingerprint": original.fingerprint,
-        "idempotent_replay": False,
-        "amount_usd": format_usd(original.amount_micros),
-        "project": original.project.slug,
-        "environment": original.environment,
-        "reservation": reservation_body,
-        "approval": {
-            "id": record.request_id,
-            "status": "approved",
-            "required_approvals": record.request.required_approvals,
-            "url": approval_url(record.request_id),
+        remediation="",
+        fingerprint=original.fingerprint,
+        amount_usd=format_usd(original.amount_micros),
+        project=original.project.slug,
+        environment=original.environment,
+        reservation=reservation_body,
+        approval={
+            **approval_summary(record.request),
             "token_jti": record.jti,
         },
-        "continues_decision_id": original.id,
-        "fail_open": False,
-        "created_at": now.isoformat(),
-    }
+        waterfall=original.response.get("waterfall") or [],
+        context=original.response.get("context"),
+        policy=original.response.get("policy") or {},
+        created_at=now.isoformat(),
+        continues_decision_id=original.id,
+    )
     decision.response = response
     try:
         with transaction.atomic():
