@@ -12,7 +12,6 @@ from billing.catalog import CREDIT_GRANTS, INVOICE_RECONCILIATION
 from billing.entitlements import EntitledViewMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
-from controlplane.core.money import format_usd
 from controlplane.core.params import (
     ENVIRONMENT_RE,
     SLUG_RE,
@@ -29,6 +28,7 @@ from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Budget, CreditGrant, Decision, Reservation
 from enforcement.models.decisions import OUTCOMES
 from enforcement.selectors.budgets import budget_current_periods
+from enforcement.selectors.decisions import DecisionFilters, decision_list
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
 from enforcement.services.gate import CannotDecide, GateRequest, gate_decide, gate_fail_answer
@@ -152,22 +152,16 @@ class DecisionListView(TenantScopedAPIView):
         "follow `next`.",
     )
     def get(self, request):
-        queryset = self.get_queryset()
         params = request.query_params
-        outcome = choice_param(params, "outcome", OUTCOMES, upper=True)
-        project = pattern_param(params, "project", SLUG_RE, "a project slug")
-        environment = pattern_param(params, "environment", ENVIRONMENT_RE, "an environment name")
-        since, until = timestamp_param(params, "since"), timestamp_param(params, "until")
-        if outcome:
-            queryset = queryset.filter(outcome=outcome)
-        if project:
-            queryset = queryset.filter(project__slug=project)
-        if environment:
-            queryset = queryset.filter(environment=environment)
-        if since:
-            queryset = queryset.filter(created_at__gte=since)
-        if until:
-            queryset = queryset.filter(created_at__lt=until)
+        filters = DecisionFilters(
+            outcome=choice_param(params, "outcome", OUTCOMES, upper=True) or "",
+            project=pattern_param(params, "project", SLUG_RE, "a project slug") or "",
+            environment=pattern_param(params, "environment", ENVIRONMENT_RE, "an environment name")
+            or "",
+            since=timestamp_param(params, "since"),
+            until=timestamp_param(params, "until"),
+        )
+        queryset = decision_list(queryset=self.get_queryset(), filters=filters)
         return self.page_response(queryset, lambda rows: s.DecisionSerializer(rows, many=True).data)
 
 
@@ -267,44 +261,11 @@ class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
     def post(self, request):
         body = s.ReconciliationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        items = body.validated_data["items"]
-        ids = [item["reservation_id"] for item in items]
-        owned = set(self.get_queryset().filter(pk__in=ids).values_list("id", flat=True))
-        results = []
-        for index, item in enumerate(items):
-            rid = item["reservation_id"]
-            if rid not in owned:
-                results.append({"reservation_id": rid, "status": "error", "code": "NOT_FOUND"})
-                continue
-            try:
-                reservation = reservation_services.reservation_reconcile(
-                    reservation_id=rid,
-                    invoiced_micros=item["invoiced_cost_usd"],
-                    external_ref=item.get("external_ref", ""),
-                )
-            except TollgateError as exc:
-                results.append(
-                    {
-                        "reservation_id": rid,
-                        "status": "error",
-                        "code": exc.code,
-                        "detail": exc.message,
-                        "index": index,
-                    }
-                )
-                continue
-            results.append(
-                {
-                    "reservation_id": rid,
-                    "status": "invoiced",
-                    "invoiced_cost_usd": format_usd(reservation.invoiced_micros),
-                    "adjustment_usd": format_usd(
-                        reservation.invoiced_micros - reservation.reported_micros
-                    ),
-                }
+        return Response(
+            reservation_services.reservations_reconcile_batch(
+                reservations=self.get_queryset(), items=body.validated_data["items"]
             )
-        ok = sum(1 for r in results if r["status"] == "invoiced")
-        return Response({"invoiced": ok, "failed": len(results) - ok, "results": results})
+        )
 
 
 def _current_periods(budgets) -> dict:

@@ -26,6 +26,8 @@ from enforcement.metrics import APPROVAL_TOKENS
 from enforcement.models import ApprovalToken, Decision, Reservation
 from enforcement.services.approvals import approval_summary
 from enforcement.services.gate.answer import answer_replay, gate_answer
+from enforcement.services.gate.request import key_binding_check, ttl_checked
+from enforcement.services.policies import active_policy
 from enforcement.services.tokens import token_verify
 
 APPROVED_REASON = "APPROVED"
@@ -103,9 +105,19 @@ def approval_token_consume(
     expected_fingerprint: str,
     expected_environment: str | None = None,
     cost_micros: int | None = None,
-    ttl_seconds: int,
+    ttl_seconds: int | None = None,
+    api_key=None,
 ) -> Consumed:
-    """Verify and consume a token for an external caller (``/approval-tokens/consume``)."""
+    """Verify and consume a token for an external caller (``/approval-tokens/consume``).
+
+    A bound ``api_key`` consumes only tokens inside its binding (the token must then be for
+    the key's environment even when the caller did not name one); the held reservation gets
+    ``ttl_seconds`` (within the policy's bounds, else its default), as the gate's would.
+    """
+    if api_key is not None:
+        key_binding_check(api_key, expected_project, expected_environment)
+        expected_environment = expected_environment or api_key.environment or None
+    ttl_seconds = ttl_checked(ttl_seconds, active_policy(tenant.id))
     claims, record = token_verify(
         token=token,
         tenant_id=tenant.id,

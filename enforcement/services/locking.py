@@ -1,20 +1,23 @@
 """The one place that knows the lock order. Every store and every service takes row locks in it:
 
-1. an approval request (a vote, or a commit that closes one), then the reservation(s) a
-   lifecycle call resolves, by id;
+1. an approval request (a vote, or a commit that closes one), then reservations, by id;
 2. budget periods, by id;
-3. credit grants, by id;
-4. ledger chain heads, by chain name (``controlplane.audit``: the period chains ``bp:<id>``
-   sort with the periods, the scope chain ``scope:...`` and the tenant's control chain after).
+3. the ledger chain heads of the rows locked in step 2 (``bp:<period id>``) or, for a decision
+   no budget covers, its scope chain (``scope:<project>:<environment>``), by chain name;
+4. credit grants, by id;
+5. the tenant's control chain head (``control:<tenant>``).
 
-Two transactions that take their locks in this order can never wait on each other in a cycle;
-a transaction never takes a lock of an earlier step after one of a later step. The gate takes
-2, 3 and 4 (both stores: ``sql/gate_prepare.sql`` locks the periods and creates-or-locks the
-chain heads in one call, then the grants are locked here only when the waterfall reaches them,
-which is why the grants' step comes before the heads' only as far as *waiting* goes: a grant
-is never locked by a transaction that holds a chain head another transaction waits for while
-holding that grant, because every grant holder takes the heads it needs after the grant). The
-ORM store runs the same steps in the same order (``services.gate.load`` / ``persist``).
+A transaction may skip steps but never goes back to an earlier one, so two transactions can
+never wait on each other in a cycle. One refinement keeps the reservation services simple: the
+head of a period's chain is only ever locked by a transaction that already holds that period
+(step 2), so nobody can wait for it while holding anything else; the lifecycle services
+(``services.reservations``) may therefore append to period chains after locking grants.
+
+The gate runs steps 2, 3, 4 (and 5 for an approval) in both stores with the same algorithm:
+``services.gate.load`` locks the current periods and creates-or-locks the chain heads (the SQL
+store in one call, ``sql/gate_prepare.sql``), ``services.gate.decide`` locks the drawable
+grants only when the waterfall may reach them, ``services.gate.persist`` writes, and an
+approval opens on the control chain last.
 """
 
 from __future__ import annotations

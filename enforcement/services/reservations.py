@@ -443,6 +443,51 @@ def reservation_reconcile(
     return reservation
 
 
+def reservations_reconcile_batch(*, reservations, items: list[dict]) -> dict[str, Any]:
+    """Invoice each item on its own (one failure never undoes another): the batch result.
+
+    ``reservations`` is the caller's tenant-scoped queryset: an id outside it is ``NOT_FOUND``
+    (never revealing another tenant's reservation).
+    """
+    ids = [item["reservation_id"] for item in items]
+    owned = set(reservations.filter(pk__in=ids).values_list("id", flat=True))
+    results = []
+    for index, item in enumerate(items):
+        rid = item["reservation_id"]
+        if rid not in owned:
+            results.append({"reservation_id": rid, "status": "error", "code": "NOT_FOUND"})
+            continue
+        try:
+            reservation = reservation_reconcile(
+                reservation_id=rid,
+                invoiced_micros=item["invoiced_cost_usd"],
+                external_ref=item.get("external_ref", ""),
+            )
+        except TollgateError as exc:
+            results.append(
+                {
+                    "reservation_id": rid,
+                    "status": "error",
+                    "code": exc.code,
+                    "detail": exc.message,
+                    "index": index,
+                }
+            )
+            continue
+        results.append(
+            {
+                "reservation_id": rid,
+                "status": "invoiced",
+                "invoiced_cost_usd": format_usd(reservation.invoiced_micros),
+                "adjustment_usd": format_usd(
+                    reservation.invoiced_micros - reservation.reported_micros
+                ),
+            }
+        )
+    ok = sum(1 for r in results if r["status"] == "invoiced")
+    return {"invoiced": ok, "failed": len(results) - ok, "results": results}
+
+
 def reservations_release_held(*, reservation_ids, reason: str) -> list[str]:
     """Release those of these reservations still pending, in the caller's transaction.
 

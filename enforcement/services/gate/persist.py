@@ -1,8 +1,8 @@
 """The persist seam: write a decided decision, in the transaction that locked its rows.
 
 PostgreSQL writes every row in one function call (``sql/gate_write.sql``); the ORM store writes
-the same rows in the same order. Chain heads come last on both (the lock order of
-``services.locking``: periods, grants, then chain heads).
+the same rows in the same order. Every row it updates was locked by ``load``/``decide`` (the
+order of ``services.locking``); only an approval takes a new lock, the control chain, last.
 """
 
 from __future__ import annotations

@@ -125,22 +125,32 @@ def scope_names(api_key: ApiKey | None, req: GateRequest) -> tuple[str, str]:
             "project and environment are required (or bind them to the API key).",
             errors=errors,
         )
-    if api_key is not None:
-        if api_key.project_id and api_key.project.slug != project_slug:
-            raise TollgateError(
-                EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-                f"This API key is bound to project {api_key.project.slug!r}.",
-                remediation="Use a key for this project, or omit `project`.",
-                status=403,
-            )
-        if api_key.environment and api_key.environment != environment:
-            raise TollgateError(
-                EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-                f"This API key is bound to environment {api_key.environment!r}.",
-                remediation="Use a key for this environment, or omit `environment`.",
-                status=403,
-            )
+    key_binding_check(api_key, project_slug, environment)
     return project_slug, environment
+
+
+def key_binding_check(api_key: ApiKey | None, project_slug: str, environment: str | None) -> None:
+    """403 ``KEY_SCOPE_MISMATCH`` unless (project, environment) lies inside the key's binding.
+
+    The one check for the gate and for consuming an approval token (a bound key acts only
+    inside its binding).
+    """
+    if api_key is None:
+        return
+    if api_key.project_id and api_key.project.slug != project_slug:
+        raise TollgateError(
+            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+            f"This API key is bound to project {api_key.project.slug!r}.",
+            remediation="Use a key for this project, or omit `project`.",
+            status=403,
+        )
+    if api_key.environment and environment and api_key.environment != environment:
+        raise TollgateError(
+            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+            f"This API key is bound to environment {api_key.environment!r}.",
+            remediation="Use a key for this environment, or omit `environment`.",
+            status=403,
+        )
 
 
 def check_request(req: GateRequest) -> None:
@@ -166,7 +176,12 @@ def check_request(req: GateRequest) -> None:
 
 
 def checked_ttl(req: GateRequest, policy: CompiledPolicy) -> int:
-    ttl = req.ttl_seconds if req.ttl_seconds is not None else policy.default_ttl_seconds
+    return ttl_checked(req.ttl_seconds, policy)
+
+
+def ttl_checked(ttl_seconds: int | None, policy: CompiledPolicy) -> int:
+    """A reservation TTL: the given one within 1..the policy's maximum, else its default."""
+    ttl = ttl_seconds if ttl_seconds is not None else policy.default_ttl_seconds
     if not 1 <= ttl <= policy.max_ttl_seconds:
         raise TollgateError(
             EnforcementErrorCode.TTL_OUT_OF_RANGE,
