@@ -26,6 +26,8 @@ from tests.enforcement.helpers import (
     set_gate_settings,
 )
 
+pytestmark = pytest.mark.both_stores
+
 
 def _req(**kw) -> GateRequest:
     kw.setdefault("source", "api")
