@@ -186,6 +186,8 @@ class GateDecisionResponseSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    waterfall = serializers.JSONField(read_only=True, help_text="The answer's waterfall.")
+    context = serializers.JSONField(read_only=True, help_text="The answer's spend context.")
     amount_usd = serializers.SerializerMethodField()
     reservation_id = serializers.SerializerMethodField()
 

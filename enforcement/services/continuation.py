@@ -208,8 +208,6 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
         amount_micros=original.amount_micros,
         request={**request_record, "approval_token_jti": record.jti},
         response={},
-        waterfall=original.waterfall,
-        context=original.context,
         policy_version=original.policy_version,
         policy_sha256=original.policy_sha256,
         created_at=now,

@@ -145,8 +145,6 @@ def decide(
         amount_micros=amount_micros,
         request=record,
         response={},
-        waterfall=[],
-        context=context,
         policy_version=policy.version,
         policy_sha256=policy.sha256,
         fail_open=False,  # a decision was made; only gate_fail_answer answers by the fail mode
@@ -211,7 +209,6 @@ def decide(
         dry_run=dry,
     )
     decision.response = response
-    decision.waterfall = waterfall
     event = OutboxEvent(
         tenant_id=tenant.id,
         event_type="decision.created",
