@@ -496,7 +496,9 @@ def run_pgbench(args) -> dict | None:
         drop_database(db_name)
     tps = None
     for line in result.stdout.splitlines():
-        if (line.startswith("tps") and "without initial connection time" in line) or (line.startswith("tps") and tps is None):
+        if (line.startswith("tps") and "without initial connection time" in line) or (
+            line.startswith("tps") and tps is None
+        ):
             tps = float(line.split("=", 1)[1].split()[0])
     print(
         f"pgbench TPC-B-like: {tps:.1f} tps ({args.clients} clients, scale {args.clients})",

@@ -267,16 +267,6 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
     outbox_enqueue(
         tenant_id=decision.tenant_id,
         event_type="decision.created",
-        payload={
-            "decision_id": decision.id,
-            "outcome": "ALLOW",
-            "reason_code": APPROVED_REASON,
-            "mode": decision.mode,
-            "project": original.project.slug,
-            "environment": original.environment,
-            "amount_usd": response["amount_usd"],
-            "reservation_id": reservation.id if reservation else None,
-            "continues_decision_id": original.id,
-        },
+        payload={"decision_id": decision.id},  # data built at delivery (decision_event_data)
     )
     return response

@@ -159,3 +159,23 @@ def test_the_fail_answer_follows_the_fail_mode(tenant, world):
     )
     assert opened_db.response["fail_open"] is True
     assert opened_db.response["fail_cause"] == "database"
+
+
+@pytest.mark.django_db
+def test_the_outbox_event_refers_to_the_decision_and_delivers_its_summary(tenant, world):
+    from controlplane.audit.outbox import event_data
+
+    body = gate_decide(tenant=tenant, api_key=None, req=_req(estimated_micros=120_000_000))
+    answer = body.response
+    event = OutboxEvent.objects.get(event_type="decision.created")
+    assert event.payload == {"decision_id": answer["decision_id"]}  # a reference, not a copy
+    assert event_data(event) == {
+        "decision_id": answer["decision_id"],
+        "outcome": "ALLOW_WITH_CREDITS",
+        "reason_code": "CREDITS_APPLIED",
+        "mode": "hard",
+        "project": "payments",
+        "environment": "prod",
+        "amount_usd": "120.00",
+        "reservation_id": answer["reservation"]["id"],
+    }

@@ -133,6 +133,29 @@ def waterfall_body(stages, budget_of_period: Mapping[str, str]) -> list[dict]:
     ]
 
 
+def decision_event_data(payload: dict) -> dict | None:
+    """The webhook data of a ``decision.created`` event, from the decision it refers to."""
+    decision = Decision.objects.filter(pk=payload.get("decision_id")).only("id", "response").first()
+    if decision is None:
+        return None
+    body = decision.response
+    return {
+        "decision_id": decision.id,
+        "outcome": body["outcome"],
+        "reason_code": body["reason_code"],
+        "mode": body["mode"],
+        "project": body["project"],
+        "environment": body["environment"],
+        "amount_usd": body["amount_usd"],
+        "reservation_id": (body.get("reservation") or {}).get("id"),
+        **(
+            {"continues_decision_id": body["continues_decision_id"]}
+            if body.get("continues_decision_id")
+            else {}
+        ),
+    }
+
+
 def answer_replay(decision: Decision, *, api_key=None) -> dict[str, Any]:
     """The stored answer of a decision, replayed: the live reservation and approval status.
 

@@ -209,19 +209,11 @@ def decide(
         dry_run=dry,
     )
     decision.response = response
+    # A reference: the webhook's data is built from the decision at delivery (decision_event_data).
     event = OutboxEvent(
         tenant_id=tenant.id,
         event_type="decision.created",
-        payload={
-            "decision_id": decision.id,
-            "outcome": response["outcome"],
-            "reason_code": response["reason_code"],
-            "mode": mode,
-            "project": project.slug,
-            "environment": environment,
-            "amount_usd": response["amount_usd"],
-            "reservation_id": reservation.id if reservation else None,
-        },
+        payload={"decision_id": decision.id},
         created_at=now,
     )
     return Decided(
