@@ -123,7 +123,9 @@ class GateDecisionView(TenantScopedAPIView):
         try:
             result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
         except (CannotDecide, DatabaseError) as exc:
-            result = gate_fail_answer(tenant=self.tenant, req=gate_request, exc=exc)
+            result = gate_fail_answer(
+                tenant=self.tenant, req=gate_request, exc=exc, api_key=request.auth
+            )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(result.response, status=code)
 

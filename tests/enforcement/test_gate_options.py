@@ -179,3 +179,16 @@ def test_the_outbox_event_refers_to_the_decision_and_delivers_its_summary(tenant
         "amount_usd": "120.00",
         "reservation_id": answer["reservation"]["id"],
     }
+
+
+@pytest.mark.django_db
+def test_the_fail_answer_of_a_bound_key_names_the_keys_project_and_environment(tenant, world):
+    set_gate_settings(tenant, fail_modes={"prod": "closed", "nonprod": "open"})
+    key, _ = factories.make_api_key(tenant, project=world, environment="dev")
+    body = gate_fail_answer(
+        tenant=tenant,
+        req=_req(project=None, environment=None, estimated_micros=1),
+        exc=CannotDecide("deadline"),
+        api_key=key,
+    ).response
+    assert (body["project"], body["environment"], body["fail_open"]) == ("payments", "dev", True)

@@ -23,6 +23,7 @@ from enforcement.services.gate.request import (
     amount,
     deadline_ms,
     request_fingerprint,
+    scope_names,
 )
 from enforcement.services.policies import last_known_policy
 
@@ -96,7 +97,7 @@ def database_failure(
 
 
 def gate_fail_answer(
-    *, tenant: Tenant, req: GateRequest, exc: CannotDecide | DatabaseError
+    *, tenant: Tenant, req: GateRequest, exc: CannotDecide | DatabaseError, api_key=None
 ) -> GateResult:
     """The answer when the gate could not decide (``gate_decide`` raised): the one fail path.
 
@@ -116,7 +117,10 @@ def gate_fail_answer(
     cause, detail = failure.cause, failure.detail
     log.error("gate_cannot_decide", cause=cause, detail=detail)
     policy = last_known_policy(tenant.id)
-    environment = req.environment or ""
+    try:  # the key's binding fills what the body left out (authentication loaded it)
+        project, environment = scope_names(api_key, req)
+    except (TollgateError, DatabaseError):
+        project, environment = req.project or "", req.environment or ""
     env_class = policy.env_class(environment)
     fail_mode = policy.fail_mode(env_class) if cause in FAIL_MODE_CAUSES else "closed"
     why = {
@@ -134,7 +138,6 @@ def gate_fail_answer(
             extra={"fail_open": False, "fail_cause": cause},
         )
     GATE_FAIL_OPEN.inc()
-    project = req.project or ""
     cost = None
     if req.estimated_micros is not None or req.monthly_micros is not None:
         cost = format_usd(amount(req, datetime.now(UTC).date()))  # a hint: no database here
