@@ -183,11 +183,8 @@ def reservation_commit(
                     )
         else:
             for alloc in allocations:
-                if alloc.budget_period_id:
-                    BudgetPeriod.objects.filter(pk=alloc.budget_period_id).update(
-                        reserved_micros=F("reserved_micros") - alloc.amount_micros
-                    )
-                elif alloc.amount_micros > charges[alloc.pk]:  # unused credit goes back
+                if alloc.credit_grant_id and alloc.amount_micros > charges[alloc.pk]:
+                    # Unused credit goes back.
                     CreditGrant.objects.filter(pk=alloc.credit_grant_id).update(
                         remaining_micros=F("remaining_micros")
                         + alloc.amount_micros
@@ -195,15 +192,17 @@ def reservation_commit(
                     )
         for alloc in budget_allocs:
             # Overage lands on every budget that held the request (each scope saw the spend).
+            # One statement per period: the hold goes (unless it lapsed already) as the
+            # spend lands.
             charge = charges[alloc.pk] + overage
             charges[alloc.pk] = charge
-            BudgetPeriod.objects.filter(pk=alloc.budget_period_id).update(
-                spent_micros=F("spent_micros") + charge
-            )
+            changes = {"spent_micros": F("spent_micros") + charge}
+            if not late:
+                changes["reserved_micros"] = F("reserved_micros") - alloc.amount_micros
+            BudgetPeriod.objects.filter(pk=alloc.budget_period_id).update(**changes)
         for alloc in allocations:
-            ReservationAllocation.objects.filter(pk=alloc.pk).update(
-                charged_micros=charges[alloc.pk]
-            )
+            alloc.charged_micros = charges[alloc.pk]
+        ReservationAllocation.objects.bulk_update(allocations, ["charged_micros"])
         alert_hint_after_commit(periods, {a.budget_period_id: charges[a.pk] for a in budget_allocs})
         over = max(actual_micros - reservation.amount_micros, 0)
         reservation.state = State.COMMITTED
