@@ -100,8 +100,6 @@ def bulk_decisions(tenant, count: int) -> None:
                 amount_micros=amount,
                 request={**model.request, "idempotency_key": key},
                 response=model.response,
-                waterfall=model.waterfall,
-                context=model.context,
                 policy_version=model.policy_version,
                 policy_sha256=model.policy_sha256,
                 snapshot=model.snapshot,

@@ -24,9 +24,16 @@ What it does (figures, not asserts):
                   (the ceiling of the stack itself);
    d. ``half``    the spread workload paced at half the rate (b) reached; latency is measured
                   from each request's scheduled send time, so queueing is not hidden.
+   f. ``burst``   ``--burst`` (64) decisions sent at the same instant on the one hot budget over
+                  pre-opened connections, ``--burst-rounds`` times, under the default policy
+                  (250 ms decision deadline, prod fails closed): counts how many answered 503
+                  (failed closed) and the slowest answer.
+5. ``pgbench`` (TPC-B-like, ``-c --clients``, same duration, scale = clients) on a database of
+   its own on the same server: the same-run baseline of what this PostgreSQL does per second.
 
-Prints decisions/s and p50/p95/p99 for each and the trivial/spread ratio; ``--json`` writes
-them to a file too.
+Prints decisions/s and p50/p95/p99 for each, the trivial/spread ratio, CPU per decision (app and
+PostgreSQL), gate decisions/s as a fraction of pgbench tps, the burst's fail-closed count, and
+each against its target (issue 12); ``--json`` writes them to a file too.
 
 ``--gates compare`` runs every scenario with the request gates off and then on
 (``REQUEST_GATES_ENABLED``), ``--rounds`` times alternately on the same database and machine,
@@ -80,7 +87,7 @@ def parse_args(argv=None):
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
         "--scenarios",
-        default="hot,spread,trivial,floor,half",
+        default="hot,spread,trivial,floor,half,burst",
         help="comma list of scenarios to run",
     )
     parser.add_argument(
@@ -90,7 +97,22 @@ def parse_args(argv=None):
         help="request gates on, off, or both alternately (the added cost per request)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="off/on rounds with --gates compare")
+    parser.add_argument("--burst", type=int, default=64, help="simultaneous decisions per burst")
+    parser.add_argument("--burst-rounds", type=int, default=5, help="bursts to send")
+    parser.add_argument(
+        "--pgbench", choices=["on", "off"], default="on", help="run the pgbench baseline"
+    )
     return parser.parse_args(argv)
+
+
+# The issue 12 targets, checked against the same run's figures (printed, never asserted).
+TARGETS = {
+    "cpu_per_decision_ms": 6.0,  # app + PostgreSQL, spread
+    "db_cpu_per_decision_ms": 2.0,
+    "spread_vs_trivial": 0.8,
+    "gate_vs_pgbench": 0.10,
+    "burst_fail_closed": 0,
+}
 
 
 # --- database + environment -------------------------------------------------------------------
@@ -401,6 +423,149 @@ async def drive(port, token, scenario, clients, duration, warmup, rate=None):
     return row
 
 
+async def burst(port, token, size: int, rounds: int) -> dict:
+    """``size`` decisions on the hot budget released at the same instant, ``rounds`` times."""
+    conns = [Connection(port, token) for _ in range(size)]
+    await asyncio.gather(*(c.open() for c in conns))
+    loop = asyncio.get_running_loop()
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    closed_per_round = []
+    try:
+        for _ in range(rounds):
+            start = loop.time()
+
+            async def one(conn, index, start=start):
+                method, path, body, extra = make_request("hot", index)
+                status = await conn.request(method, path, body, extra)
+                latencies.append(loop.time() - start)
+                return status
+
+            answers = await asyncio.gather(*(one(c, i) for i, c in enumerate(conns)))
+            for status in answers:
+                statuses[status] = statuses.get(status, 0) + 1
+            closed_per_round.append(sum(1 for status in answers if status == 503))
+            await asyncio.sleep(0.5)
+    finally:
+        for conn in conns:
+            conn.close()
+    row = summarise("burst", latencies, statuses, 1.0, None)
+    row["per_second"] = float("nan")
+    row["fail_closed_per_round"] = closed_per_round
+    row["requests_incl_warmup"] = len(latencies)
+    return row
+
+
+def run_pgbench(args) -> dict | None:
+    """TPC-B-like pgbench with the same clients and duration, on a database of its own."""
+    import shutil
+
+    binary = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    if not os.path.exists(binary):
+        print("pgbench: not installed, skipped", flush=True)
+        return None
+    db_name = f"{args.db_name}_pgbench"
+    recreate_database(db_name)
+    url = database_url(db_name)
+    try:
+        subprocess.run(
+            [binary, "-i", "-q", "-s", str(max(args.clients, 1)), url],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        jobs = min(args.clients, os.cpu_count() or 1)
+        result = subprocess.run(
+            [
+                binary,
+                "-c",
+                str(args.clients),
+                "-j",
+                str(jobs),
+                "-T",
+                str(int(args.duration)),
+                "-M",
+                "prepared",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        drop_database(db_name)
+    tps = None
+    for line in result.stdout.splitlines():
+        if (line.startswith("tps") and "without initial connection time" in line) or (
+            line.startswith("tps") and tps is None
+        ):
+            tps = float(line.split("=", 1)[1].split()[0])
+    print(
+        f"pgbench TPC-B-like: {tps:.1f} tps ({args.clients} clients, scale {args.clients})",
+        flush=True,
+    )
+    return {"scenario": "pgbench", "tps": tps, "clients": args.clients}
+
+
+def print_targets(by_name: dict, pgbench: dict | None) -> None:
+    """Each issue-12 target next to this run's figure."""
+    print("targets (issue 12), this run:")
+    spread = by_name.get("spread")
+    if spread:
+        per = spread["app_cpu_ms"] + spread["db_cpu_ms"]
+        marks = [
+            (
+                "CPU per spread decision (app + PostgreSQL)",
+                per,
+                TARGETS["cpu_per_decision_ms"],
+                "ms",
+                "<=",
+            ),
+            (
+                "PostgreSQL CPU per decision",
+                spread["db_cpu_ms"],
+                TARGETS["db_cpu_per_decision_ms"],
+                "ms",
+                "<=",
+            ),
+        ]
+        if "trivial" in by_name:
+            marks.append(
+                (
+                    "spread decisions/s vs trivial req/s",
+                    spread["per_second"] / by_name["trivial"]["per_second"],
+                    TARGETS["spread_vs_trivial"],
+                    "x",
+                    ">=",
+                )
+            )
+        if pgbench and pgbench.get("tps"):
+            marks.append(
+                (
+                    "spread decisions/s vs pgbench tps",
+                    spread["per_second"] / pgbench["tps"],
+                    TARGETS["gate_vs_pgbench"],
+                    "x",
+                    ">=",
+                )
+            )
+        for label, value, target, unit, op in marks:
+            met = value <= target if op == "<=" else value >= target
+            print(
+                f"  {label:<44} {value:8.3f} {unit}  target {op} {target} {unit}  "
+                f"{'met' if met else 'NOT met'}",
+                flush=True,
+            )
+    if "burst" in by_name:
+        closed = sum(by_name["burst"]["fail_closed_per_round"])
+        print(
+            f"  {'burst: decisions failed closed':<44} {closed:8d}    target = 0      "
+            f"{'met' if closed == 0 else 'NOT met'} (per round "
+            f"{by_name['burst']['fail_closed_per_round']})",
+            flush=True,
+        )
+
+
 def percentile(sorted_values, q):
     if not sorted_values:
         return float("nan")
@@ -442,7 +607,9 @@ def run_scenarios(args, scenarios, server, port, token) -> list[dict]:
     for scenario in scenarios:
         before = cpu_snapshot(server.pid, args.db_name)
         client_before = time.process_time()
-        if scenario == "half":
+        if scenario == "burst":
+            row = asyncio.run(burst(port, token, args.burst, args.burst_rounds))
+        elif scenario == "half":
             if "spread" not in by_name:
                 continue
             rate = by_name["spread"]["per_second"] / 2
@@ -462,6 +629,12 @@ def run_scenarios(args, scenarios, server, port, token) -> list[dict]:
         by_name[row["scenario"]] = row
         rows.append(row)
         print_row(row)
+    if "burst" in by_name:
+        print(
+            f"burst: {args.burst} simultaneous decisions on one budget x {args.burst_rounds}: "
+            f"failed closed per round {by_name['burst']['fail_closed_per_round']}",
+            flush=True,
+        )
     if "trivial" in by_name and "spread" in by_name:
         ratio = by_name["spread"]["per_second"] / by_name["trivial"]["per_second"]
         print(f"spread decisions/s vs trivial endpoint req/s: {ratio:.2f}")
@@ -475,6 +648,12 @@ def run_scenarios(args, scenarios, server, port, token) -> list[dict]:
                 f"PostgreSQL {spread['db_cpu_ms']:.2f}); {cpus} idle CPUs could serve at most "
                 f"~{cpus * 1000 / per:.0f} decisions/s before the load generator's share"
             )
+    pgbench = run_pgbench(args) if args.pgbench == "on" else None
+    if pgbench and pgbench.get("tps") and "spread" in by_name:
+        fraction = by_name["spread"]["per_second"] / pgbench["tps"]
+        print(f"spread decisions/s as a fraction of pgbench tps: {fraction:.3f}", flush=True)
+        rows.append(pgbench)
+    print_targets(by_name, pgbench)
     return rows
 
 

@@ -460,6 +460,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PolicyStateEnum": "enforcement.models.policies.Policy.State",
         "ReservationStateEnum": "enforcement.models.decisions.Reservation.State",
+        "OutcomeEnum": "enforcement.models.decisions.OUTCOMES",
     },
 }
 

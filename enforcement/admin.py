@@ -290,7 +290,7 @@ class DecisionAdmin(UsdFieldsMixin, ReadOnlyMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
-            return queryset.defer("request", "response", "waterfall", "context", "snapshot")
+            return queryset.defer("request", "response", "snapshot")
         return queryset
 
 

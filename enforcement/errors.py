@@ -9,7 +9,6 @@ class EnforcementErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REQUIRED = "IDEMPOTENCY_KEY_REQUIRED"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     IDEMPOTENCY_KEY_RESERVED = "IDEMPOTENCY_KEY_RESERVED"
-    UNKNOWN_PROJECT = "UNKNOWN_PROJECT"
     KEY_SCOPE_MISMATCH = "KEY_SCOPE_MISMATCH"
     COST_REQUIRED = "COST_REQUIRED"
     TTL_OUT_OF_RANGE = "TTL_OUT_OF_RANGE"
@@ -48,8 +47,6 @@ register_error_codes(
         "request.",
         EnforcementErrorCode.IDEMPOTENCY_KEY_RESERVED: "Use another idempotency key, e.g. your "
         "CI run id plus step (keys starting with `approval:` are Tollgate's own).",
-        EnforcementErrorCode.UNKNOWN_PROJECT: "Create it with POST /api/v1/projects or fix the "
-        "slug.",
         EnforcementErrorCode.KEY_SCOPE_MISMATCH: "Use a key bound to this project/environment, "
         "or omit `project`/`environment`.",
         EnforcementErrorCode.COST_REQUIRED: "Send estimated_cost_usd (what to reserve now) or "

@@ -41,6 +41,9 @@ def _needs_redis(item) -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "redis: needs Redis")
+    config.addinivalue_line(
+        "markers", "both_stores: run once per gate store (SQL functions, ORM): see gate_store"
+    )
     # Tenants' default policy allows 250 ms per decision. Test machines are shared and
     # loaded (xdist workers, 64-thread tests): give the default policy a deadline that
     # measures correctness, not speed. Tests about deadlines publish their own.
@@ -74,6 +77,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(
                 pytest.mark.skip(reason="Redis unreachable; set REQUIRE_SERVICES=1 to fail instead")
             )
+
+
+# The gate's two stores (docs/decisions/0112-one-gate-algorithm-two-stores.md): PostgreSQL's SQL
+# functions (production) and the ORM (the SQLite demo). Every gate, concurrency, fault and
+# state-machine test module is marked ``both_stores`` and runs on each.
+GATE_STORES = ("sql", "orm")
+
+
+@pytest.fixture(autouse=True)
+def gate_store(request):
+    """The gate store of a ``both_stores`` test (``GATE_SQL_FUNCTIONS``); None elsewhere."""
+    store = getattr(request, "param", None)
+    if store is None:
+        yield None
+        return
+    previous = settings.GATE_SQL_FUNCTIONS
+    settings.GATE_SQL_FUNCTIONS = store == "sql"
+    try:
+        yield store
+    finally:
+        settings.GATE_SQL_FUNCTIONS = previous
 
 
 @pytest.fixture
@@ -124,10 +148,13 @@ def redis_client():
 
 
 def pytest_generate_tests(metafunc):
-    """Parametrise ``isolation_case`` from the test class's ``isolation_cases`` (see api_contracts)."""
+    """Parametrise ``isolation_case`` from the test class's ``isolation_cases`` (see api_contracts)
+    and ``gate_store`` of ``both_stores`` tests."""
     if "isolation_case" in metafunc.fixturenames:
         cases = getattr(metafunc.cls, "isolation_cases", [])
         metafunc.parametrize("isolation_case", cases, ids=[case.name for case in cases])
+    if metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("gate_store", GATE_STORES, indirect=True)
 
 
 @pytest.fixture

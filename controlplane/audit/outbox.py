@@ -35,6 +35,26 @@ MAX_ATTEMPTS = 12
 LEASE_SECONDS = 60
 
 
+# event type -> builds the webhook ``data`` from a stored event whose payload only refers to its
+# subject (``{"decision_id": ...}``): a higher layer registers it (``enforcement`` for
+# ``decision.created``), so the hot path writes a reference, not a copy. The subject is immutable,
+# so every delivery attempt of an event sends the same data.
+PAYLOAD_BUILDERS: dict[str, Any] = {}
+
+
+def outbox_register_payload(event_type: str, builder) -> None:
+    """Build the delivered ``data`` of ``event_type`` events with ``builder(payload) -> dict``
+    (returning None keeps the stored payload as it is)."""
+    PAYLOAD_BUILDERS[event_type] = builder
+
+
+def event_data(event: OutboxEvent) -> dict[str, Any]:
+    """What a webhook delivers for this event: the registered builder's data, else the payload."""
+    builder = PAYLOAD_BUILDERS.get(event.event_type)
+    data = builder(event.payload) if builder is not None else None
+    return data if data is not None else event.payload
+
+
 def outbox_enqueue(*, tenant_id: str, event_type: str, payload: dict[str, Any]) -> OutboxEvent:
     """Record an event in the caller's transaction (one INSERT; fan-out happens in a worker)."""
     if not transaction.get_connection().in_atomic_block:
@@ -97,7 +117,7 @@ def _send(client: httpx.Client, delivery: OutboxDelivery) -> tuple[bool, int | N
         {
             "type": event.event_type,
             "timestamp": event.created_at.isoformat(),
-            "data": event.payload,
+            "data": event_data(event),
         },
         separators=(",", ":"),
     ).encode()

@@ -51,6 +51,27 @@ def ledger_append(
     )
 
 
+def ledger_heads_lock(*, tenant_id: str, chains) -> dict[str, tuple[int, str]]:
+    """Create-or-lock the heads of these chains, sorted by name: chain -> (head seq, hash).
+
+    For a caller that appends to several chains and builds the entries itself (``next_entry``)
+    (the gate's ORM store, the same step as its SQL function).
+    """
+    wanted = sorted(set(chains))
+    LedgerChain.objects.bulk_create(
+        [LedgerChain(id=chain, tenant_id=tenant_id) for chain in wanted], ignore_conflicts=True
+    )
+    rows = LedgerChain.objects.select_for_update().filter(pk__in=wanted).order_by("id")
+    return {row.id: (row.head_seq, row.head_hash) for row in rows}
+
+
+def ledger_entries_write(entries: list[LedgerEntry]) -> None:
+    """Insert entries built by ``next_entry`` on locked heads and move the heads to them."""
+    LedgerEntry.objects.bulk_create(entries)
+    for entry in entries:
+        LedgerChain.objects.filter(pk=entry.chain).update(head_seq=entry.seq, head_hash=entry.hash)
+
+
 def next_entry(tenant_id, chain, kind, payload, head_seq, head_hash, recorded_at) -> LedgerEntry:
     """The (unsaved) entry that follows a chain head, with its hash."""
     seq = head_seq + 1

@@ -20,7 +20,7 @@ class TenancyErrorCode(StrEnum):
     TENANT_TERMINATED = "TENANT_TERMINATED"
     TENANT_SLUG_TAKEN = "TENANT_SLUG_TAKEN"
     PROJECT_SLUG_TAKEN = "PROJECT_SLUG_TAKEN"
-    PROJECT_NOT_FOUND = "PROJECT_NOT_FOUND"
+    UNKNOWN_PROJECT = "UNKNOWN_PROJECT"
 
 
 register_error_codes(
@@ -47,6 +47,6 @@ register_error_codes(
         "operator.",
         TenancyErrorCode.TENANT_SLUG_TAKEN: "Choose another slug.",
         TenancyErrorCode.PROJECT_SLUG_TAKEN: "Choose another slug, or use the existing project.",
-        TenancyErrorCode.PROJECT_NOT_FOUND: "Create the project first or fix the slug.",
+        TenancyErrorCode.UNKNOWN_PROJECT: "Create it with POST /api/v1/projects or fix the slug.",
     },
 )

@@ -242,7 +242,7 @@ def api_key_issue(
     """
     if project is not None and project.tenant_id != tenant.pk:
         raise TollgateError(
-            TenancyErrorCode.PROJECT_NOT_FOUND,
+            TenancyErrorCode.UNKNOWN_PROJECT,
             "No such project in this tenant.",
             status=400,
             errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],

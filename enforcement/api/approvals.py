@@ -26,7 +26,6 @@ from enforcement.selectors import approvals_for_approver, with_approval_details
 from enforcement.services import approvals as approval_services
 from enforcement.services import continuation
 from enforcement.services import tokens as token_services
-from enforcement.services.policies import active_policy
 
 STATUSES = [choice for choice, _ in ApprovalRequest.State.choices]
 
@@ -410,40 +409,15 @@ class ApprovalTokenConsumeView(TenantScopedAPIView):
         body = ConsumeIn(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        api_key = request.auth
-        if api_key.project_id and api_key.project.slug != data["expected_project"]:
-            raise TollgateError(
-                EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-                f"This API key is bound to project {api_key.project.slug!r}.",
-                remediation="Use a key for the token's project.",
-                status=403,
-            )
-        if api_key.environment:
-            if data.get("expected_environment", api_key.environment) != api_key.environment:
-                raise TollgateError(
-                    EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-                    f"This API key is bound to environment {api_key.environment!r}.",
-                    remediation="Use a key for the token's environment.",
-                    status=403,
-                )
-            # The token must be for the key's environment even when the caller did not say.
-            data["expected_environment"] = api_key.environment
-        policy = active_policy(self.tenant.id)
-        ttl = data.get("ttl_seconds") or policy.default_ttl_seconds
-        if ttl > policy.max_ttl_seconds:
-            raise TollgateError(
-                EnforcementErrorCode.TTL_OUT_OF_RANGE,
-                f"ttl_seconds must be between 1 and {policy.max_ttl_seconds} (policy).",
-                errors=[{"field": "ttl_seconds", "message": "Out of range.", "code": "invalid"}],
-            )
         done = continuation.approval_token_consume(
             tenant=self.tenant,
+            api_key=request.auth,
             token=data["token"],
             expected_project=data["expected_project"],
             expected_fingerprint=data["expected_fingerprint"],
             expected_environment=data.get("expected_environment"),
             cost_micros=data.get("cost_usd"),
-            ttl_seconds=ttl,
+            ttl_seconds=data.get("ttl_seconds"),
         )
         reservation = done.reservation
         return Response(

@@ -14,6 +14,7 @@ from controlplane.core.jsonlimits import (
 from controlplane.core.money import format_usd
 from controlplane.core.serializers import PrintableKeyField, StrictSerializer, UsdField
 from enforcement.models import Budget, CreditGrant, Decision, Reservation
+from enforcement.models.decisions import OUTCOMES
 
 
 class FreeForm:
@@ -110,37 +111,83 @@ class PolicyRefOut(serializers.Serializer):
     sha256 = serializers.CharField(allow_null=True)
 
 
-class GateDecisionResponseSerializer(serializers.Serializer):
-    """Documentation shape of a gate answer (the body is built by the gate service)."""
-
-    decision_id = serializers.CharField()
-    outcome = serializers.ChoiceField(
-        choices=["ALLOW", "ALLOW_WITH_CREDITS", "REQUIRE_APPROVAL", "DENY"]
+class GateApprovalOut(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField(help_text="pending | approved | denied | expired | cancelled")
+    required_approvals = serializers.IntegerField()
+    url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    token = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="On a replay of the REQUIRE_APPROVAL call once approved: the approval token, "
+        "for the API key that made the call, until it is used or expires.",
     )
-    evaluated_outcome = serializers.CharField()
+    token_jti = serializers.CharField(
+        required=False, help_text="On an approved continuation: the token it consumed."
+    )
+
+
+class RuleErrorOut(serializers.Serializer):
+    rule_id = serializers.CharField()
+    error = serializers.CharField()
+
+
+class GateDecisionResponseSerializer(serializers.Serializer):
+    """The gate answer. Every path (new, replay, continuation, dry run, fail-open) returns every
+    field; one that does not apply is null or empty (``enforcement.services.gate.answer``)."""
+
+    decision_id = serializers.CharField(
+        allow_null=True, help_text="Null when nothing was recorded (fail-open, dry run)."
+    )
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
+    evaluated_outcome = serializers.ChoiceField(
+        choices=OUTCOMES,
+        allow_null=True,
+        help_text="What hard mode would have answered (null on fail-open: nothing was evaluated).",
+    )
     mode = serializers.ChoiceField(choices=["shadow", "soft", "hard"])
     enforced = serializers.BooleanField()
     breach = serializers.BooleanField()
     reason_code = serializers.CharField()
     message = serializers.CharField()
-    remediation = serializers.CharField()
+    remediation = serializers.CharField(allow_blank=True)
     fingerprint = serializers.CharField()
     idempotent_replay = serializers.BooleanField()
-    amount_usd = serializers.CharField()
-    reservation = ReservationOut(allow_null=True)
-    approval = serializers.DictField(allow_null=True)
-    continues_decision_id = serializers.CharField(
-        required=False,
-        help_text="Only on an approved continuation: the REQUIRE_APPROVAL decision it continues.",
+    dry_run = serializers.BooleanField(help_text="Decided as usual, recorded nothing.")
+    amount_usd = serializers.CharField(
+        allow_null=True, help_text="What the call reserves (null on fail-open without a cost)."
     )
+    project = serializers.CharField(help_text="The project slug decided for.")
+    environment = serializers.CharField()
+    reservation = ReservationOut(allow_null=True)
+    approval = GateApprovalOut(allow_null=True)
     waterfall = WaterfallStageOut(many=True)
-    context = ContextOut()
+    context = ContextOut(allow_null=True)
+    rule_errors = RuleErrorOut(
+        many=True, help_text="Policy rules that failed to evaluate (they fail closed)."
+    )
+    rule_id = serializers.CharField(
+        allow_null=True, help_text="The policy rule that decided, if a rule did."
+    )
     policy = PolicyRefOut()
     fail_open = serializers.BooleanField()
+    fail_cause = serializers.ChoiceField(
+        choices=["database", "deadline"],
+        allow_null=True,
+        help_text="Why a fail-open answer could not decide.",
+    )
+    continues_decision_id = serializers.CharField(
+        allow_null=True,
+        help_text="Only on an approved continuation: the REQUIRE_APPROVAL decision it continues.",
+    )
+    created_at = serializers.DateTimeField(allow_null=True)
 
 
 class DecisionSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    waterfall = serializers.JSONField(read_only=True, help_text="The answer's waterfall.")
+    context = serializers.JSONField(read_only=True, help_text="The answer's spend context.")
     amount_usd = serializers.SerializerMethodField()
     reservation_id = serializers.SerializerMethodField()
 

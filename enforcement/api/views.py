@@ -12,7 +12,6 @@ from billing.catalog import CREDIT_GRANTS, INVOICE_RECONCILIATION
 from billing.entitlements import EntitledViewMixin
 from controlplane.core.clock import db_now
 from controlplane.core.errors import TollgateError
-from controlplane.core.money import format_usd
 from controlplane.core.params import (
     ENVIRONMENT_RE,
     SLUG_RE,
@@ -21,25 +20,19 @@ from controlplane.core.params import (
     timestamp_param,
 )
 from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
-from controlplane.tenancy.models import Project
+from controlplane.tenancy.selectors import project_get
 from enforcement import scopes
 from enforcement.api import serializers as s
 from enforcement.api.fastparse import gate_body_fast
 from enforcement.errors import EnforcementErrorCode
-from enforcement.metrics import GATE_FAIL_CLOSED, GATE_FAIL_OPEN
-from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Reservation
+from enforcement.models import Budget, CreditGrant, Decision, Reservation
 from enforcement.models.decisions import OUTCOMES
-from enforcement.periods import period_bounds
+from enforcement.selectors.budgets import budget_current_periods
+from enforcement.selectors.decisions import DecisionFilters, decision_list
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import (
-    FAIL_MODE_CAUSES,
-    CannotDecide,
-    GateRequest,
-    database_failure,
-    gate_decide,
-)
-from enforcement.services.policies import active_policy, last_known_policy
+from enforcement.services.gate import CannotDecide, GateRequest, gate_decide, gate_fail_answer
+from enforcement.services.policies import active_policy
 
 log = structlog.get_logger(__name__)
 
@@ -130,69 +123,11 @@ class GateDecisionView(TenantScopedAPIView):
         try:
             result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
         except (CannotDecide, DatabaseError) as exc:
-            # A DatabaseError here came from outside the decision's own transaction (token
-            # continuation, replays): the same classification, but no timeout there is the
-            # decision deadline, so none of them takes the fail mode.
-            failure = (
-                exc
-                if isinstance(exc, CannotDecide)
-                else database_failure(exc, self.tenant, in_decision=False)
+            result = gate_fail_answer(
+                tenant=self.tenant, req=gate_request, exc=exc, api_key=request.auth
             )
-            if isinstance(failure, CannotDecide):
-                return self._cannot_decide(gate_request, failure.cause, failure.detail)
-            raise failure from exc
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(result.response, status=code)
-
-    def _cannot_decide(self, gate_request: GateRequest, cause: str, detail: str) -> Response:
-        """No decision could be made; nothing was written.
-
-        For the ``FAIL_MODE_CAUSES`` (the database is unreachable, or the decision deadline
-        passed) the fail mode of the environment class answers, from the last policy this
-        process saw for the tenant (no database access on this path). Any other cause fails
-        closed whatever the fail mode: neither a bug nor client data can become an ALLOW.
-        """
-        log.error("gate_cannot_decide", cause=cause, detail=detail)
-        policy = last_known_policy(self.tenant.id)
-        env_class = policy.env_class(gate_request.environment or "")
-        fail_mode = policy.fail_mode(env_class) if cause in FAIL_MODE_CAUSES else "closed"
-        why = {
-            "database": "the database is unavailable",
-            "deadline": f"the {policy.deadline_ms} ms decision deadline passed",
-        }.get(cause, "an unexpected error occurred; it was logged")
-        if fail_mode == "open":
-            GATE_FAIL_OPEN.inc()
-            return Response(
-                {
-                    "decision_id": None,
-                    "outcome": "ALLOW",
-                    "evaluated_outcome": None,
-                    "mode": policy.mode(gate_request.source, env_class),
-                    "enforced": False,
-                    "breach": False,
-                    "reason_code": "FAIL_OPEN",
-                    "message": f"Tollgate could not decide ({why}); the {env_class} fail mode "
-                    "is open, so this is allowed and flagged.",
-                    "remediation": "Nothing was reserved or recorded; re-gate when Tollgate is "
-                    "healthy.",
-                    "reservation": None,
-                    "approval": None,
-                    "waterfall": [],
-                    "policy": {"version": policy.version, "sha256": policy.sha256},
-                    "fail_open": True,
-                    "fail_cause": cause,
-                },
-                status=status.HTTP_200_OK,
-            )
-        GATE_FAIL_CLOSED.inc()
-        raise TollgateError(
-            EnforcementErrorCode.GATE_UNAVAILABLE,
-            f"Tollgate could not decide ({why}); the {env_class} fail mode is closed.",
-            remediation="Retry with the same Idempotency-Key; nothing was reserved.",
-            status=503,
-            headers={"Retry-After": "5"},
-            extra={"fail_open": False, "fail_cause": cause},
-        )
 
 
 class DecisionListView(TenantScopedAPIView):
@@ -219,22 +154,16 @@ class DecisionListView(TenantScopedAPIView):
         "follow `next`.",
     )
     def get(self, request):
-        queryset = self.get_queryset()
         params = request.query_params
-        outcome = choice_param(params, "outcome", OUTCOMES, upper=True)
-        project = pattern_param(params, "project", SLUG_RE, "a project slug")
-        environment = pattern_param(params, "environment", ENVIRONMENT_RE, "an environment name")
-        since, until = timestamp_param(params, "since"), timestamp_param(params, "until")
-        if outcome:
-            queryset = queryset.filter(outcome=outcome)
-        if project:
-            queryset = queryset.filter(project__slug=project)
-        if environment:
-            queryset = queryset.filter(environment=environment)
-        if since:
-            queryset = queryset.filter(created_at__gte=since)
-        if until:
-            queryset = queryset.filter(created_at__lt=until)
+        filters = DecisionFilters(
+            outcome=choice_param(params, "outcome", OUTCOMES, upper=True) or "",
+            project=pattern_param(params, "project", SLUG_RE, "a project slug") or "",
+            environment=pattern_param(params, "environment", ENVIRONMENT_RE, "an environment name")
+            or "",
+            since=timestamp_param(params, "since"),
+            until=timestamp_param(params, "until"),
+        )
+        queryset = decision_list(queryset=self.get_queryset(), filters=filters)
         return self.page_response(queryset, lambda rows: s.DecisionSerializer(rows, many=True).data)
 
 
@@ -334,80 +263,18 @@ class ReconciliationView(EntitledViewMixin, TenantScopedAPIView):
     def post(self, request):
         body = s.ReconciliationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        items = body.validated_data["items"]
-        ids = [item["reservation_id"] for item in items]
-        owned = set(self.get_queryset().filter(pk__in=ids).values_list("id", flat=True))
-        results = []
-        for index, item in enumerate(items):
-            rid = item["reservation_id"]
-            if rid not in owned:
-                results.append({"reservation_id": rid, "status": "error", "code": "NOT_FOUND"})
-                continue
-            try:
-                reservation = reservation_services.reservation_reconcile(
-                    reservation_id=rid,
-                    invoiced_micros=item["invoiced_cost_usd"],
-                    external_ref=item.get("external_ref", ""),
-                )
-            except TollgateError as exc:
-                results.append(
-                    {
-                        "reservation_id": rid,
-                        "status": "error",
-                        "code": exc.code,
-                        "detail": exc.message,
-                        "index": index,
-                    }
-                )
-                continue
-            results.append(
-                {
-                    "reservation_id": rid,
-                    "status": "invoiced",
-                    "invoiced_cost_usd": format_usd(reservation.invoiced_micros),
-                    "adjustment_usd": format_usd(
-                        reservation.invoiced_micros - reservation.reported_micros
-                    ),
-                }
+        return Response(
+            reservation_services.reservations_reconcile_batch(
+                reservations=self.get_queryset(), items=body.validated_data["items"]
             )
-        ok = sum(1 for r in results if r["status"] == "invoiced")
-        return Response({"invoiced": ok, "failed": len(results) - ok, "results": results})
+        )
 
 
 def _current_periods(budgets) -> dict:
-    today = db_now().date()
-    keys = {(b.id, period_bounds(b.period, today)[0]) for b in budgets}
-    if not keys:
-        return {}
-    from django.db.models import Q
-
-    condition = Q()
-    for budget_id, start in keys:
-        condition |= Q(budget_id=budget_id, period_start=start)
-    return {p.budget_id: p for p in BudgetPeriod.objects.filter(condition)}
+    return budget_current_periods(budgets, today=db_now().date())
 
 
 BUDGET_BINDING = Confine(project="project", environment="environment")
-
-
-def _check_budget_binding(api_key, project, environment: str) -> None:
-    """A bound key creates only budgets inside its binding (never a tenant-wide one)."""
-    if api_key.project_id is not None and (project is None or project.pk != api_key.project_id):
-        raise TollgateError(
-            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-            f"This API key is bound to project {api_key.project.slug!r}: it creates budgets "
-            "of that project only.",
-            remediation="Set scope.project to the key's project, or use an unbound key.",
-            status=403,
-        )
-    if api_key.environment and environment != api_key.environment:
-        raise TollgateError(
-            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-            f"This API key is bound to environment {api_key.environment!r}: it creates budgets "
-            "of that environment only.",
-            remediation="Set scope.environment to the key's environment, or use an unbound key.",
-            status=403,
-        )
 
 
 class BudgetListView(TenantScopedAPIView):
@@ -443,28 +310,7 @@ class BudgetListView(TenantScopedAPIView):
         scope = data.get("scope") or {}
         project = None
         if scope.get("project"):
-            project = Project.objects.for_tenant(self.tenant).filter(slug=scope["project"]).first()
-            if project is None:
-                raise TollgateError(
-                    EnforcementErrorCode.UNKNOWN_PROJECT,
-                    f"No project {scope['project']!r} in this tenant.",
-                    errors=[
-                        {"field": "scope.project", "message": "Unknown project.", "code": "invalid"}
-                    ],
-                )
-        elif scope.get("environment"):
-            raise TollgateError(
-                "VALIDATION_FAILED",
-                "An environment-scoped budget needs a project.",
-                errors=[
-                    {
-                        "field": "scope.environment",
-                        "message": "Needs scope.project.",
-                        "code": "invalid",
-                    }
-                ],
-            )
-        _check_budget_binding(request.auth, project, scope.get("environment") or "")
+            project = project_get(tenant=self.tenant, slug=scope["project"], field="scope.project")
         budget = budget_services.budget_create(
             tenant=self.tenant,
             limit_micros=data["limit_usd"],
@@ -474,6 +320,7 @@ class BudgetListView(TenantScopedAPIView):
             name=data.get("name", ""),
             alert_thresholds=data.get("alert_thresholds"),
             forecast_alert=data.get("forecast_alert", False),
+            api_key=request.auth,
         )
         return Response(
             s.BudgetSerializer(budget, context={"periods": _current_periods([budget])}).data,

@@ -16,7 +16,10 @@ class Decision(models.Model):
     id = models.CharField(
         primary_key=True, max_length=32, default=id_factory("dec"), editable=False
     )
-    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.PROTECT, related_name="decisions")
+    # No index of its own: every read by tenant uses the composite indexes below (tenant first).
+    tenant = models.ForeignKey(
+        "tenancy.Tenant", on_delete=models.PROTECT, related_name="decisions", db_index=False
+    )
     source = models.CharField(max_length=32)
     idempotency_key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=71)
@@ -31,9 +34,8 @@ class Decision(models.Model):
     reason_code = models.CharField(max_length=64)
     amount_micros = models.BigIntegerField()
     request = models.JSONField()
+    # The answer, stored once: the waterfall and the context are read from it.
     response = models.JSONField()
-    waterfall = models.JSONField()
-    context = models.JSONField()
     policy_version = models.IntegerField(null=True, blank=True)
     policy_sha256 = models.CharField(max_length=64, blank=True, default="")
     fail_open = models.BooleanField(default=False)
@@ -67,6 +69,16 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} {self.outcome}"
+
+    @property
+    def waterfall(self) -> list[dict]:
+        """The waterfall stages of the answer."""
+        return (self.response or {}).get("waterfall") or []
+
+    @property
+    def context(self) -> dict | None:
+        """The spend context of the answer (burn rate, forecast, risk)."""
+        return (self.response or {}).get("context")
 
 
 class Reservation(models.Model):

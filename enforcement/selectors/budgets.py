@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from enforcement.context import compute_context
 from enforcement.models import Budget, BudgetPeriod, SpendRollup
@@ -59,18 +59,41 @@ def _in_scope(budget: Budget, project_id: str, environment: str) -> bool:
     return not budget.environment or budget.environment == environment
 
 
+def budgets_sort(budgets: list[Budget]) -> list[Budget]:
+    """Widest scope first (tenant, project, project + environment), then by id: the order of a
+    decision's budget stages."""
+    return sorted(budgets, key=lambda b: (b.project_id is not None, bool(b.environment), b.id))
+
+
+def budgets_covering(*, tenant, project, environment: str) -> list[Budget]:
+    """The budgets whose scope contains (project, environment), widest first."""
+    scope = (
+        Q(project__isnull=True)
+        | Q(project=project, environment="")
+        | Q(project=project, environment=environment)
+    )
+    return budgets_sort(list(Budget.objects.for_tenant(tenant).filter(scope)))
+
+
+def budget_current_periods(budgets, *, today: date) -> dict[str, BudgetPeriod]:
+    """budget id -> its period containing ``today`` (absent until a decision opens it); one
+    query whatever the number of budgets."""
+    keys = {(b.id, period_bounds(b.period, today)[0]) for b in budgets}
+    if not keys:
+        return {}
+    condition = Q()
+    for budget_id, start in keys:
+        condition |= Q(budget_id=budget_id, period_start=start)
+    return {p.budget_id: p for p in BudgetPeriod.objects.filter(condition)}
+
+
 def budget_lines(*, tenant, today: date) -> list[BudgetLine]:
     """Every budget of the tenant with its current period (a period not yet opened reads 0)."""
     budgets = list(Budget.objects.for_tenant(tenant).select_related("project").order_by("id"))
     if not budgets:
         return []
     month_start, month_end = period_bounds("monthly", today)
-    periods = {
-        (p.budget_id, p.period_start): p
-        for p in BudgetPeriod.objects.for_tenant(tenant).filter(
-            budget_id__in=[b.id for b in budgets], period_start__in={month_start, today}
-        )
-    }
+    periods = budget_current_periods(budgets, today=today)
     rollups = list(
         SpendRollup.objects.filter(
             tenant=tenant, day__gte=month_start, day__lt=month_end
@@ -79,7 +102,7 @@ def budget_lines(*, tenant, today: date) -> list[BudgetLine]:
     lines = []
     for budget in budgets:
         start, end = period_bounds(budget.period, today)
-        period = periods.get((budget.id, start))
+        period = periods.get(budget.id)
         limit = period.limit_micros if period else budget.limit_micros
         reserved = period.reserved_micros if period else 0
         spent = period.spent_micros if period else 0

@@ -34,11 +34,9 @@ class DecisionFilters:
     until: datetime | None = None
 
 
-def decisions_page(
-    *, tenant, filters: DecisionFilters, before: str = "", limit: int = 50
-) -> tuple[list[Decision], str | None]:
-    """One page of decisions older than ``before`` (an id); returns (page, next cursor)."""
-    queryset = Decision.objects.for_tenant(tenant)
+def decision_list(*, queryset, filters: DecisionFilters):
+    """``queryset`` (already scoped to the caller) narrowed by the filters: the one filter of
+    the API list and the dashboard explorer."""
     if filters.outcome:
         queryset = queryset.filter(outcome=filters.outcome)
     if filters.project:
@@ -51,6 +49,14 @@ def decisions_page(
         queryset = queryset.filter(created_at__gte=filters.since)
     if filters.until:
         queryset = queryset.filter(created_at__lt=filters.until)
+    return queryset
+
+
+def decisions_page(
+    *, tenant, filters: DecisionFilters, before: str = "", limit: int = 50
+) -> tuple[list[Decision], str | None]:
+    """One page of decisions older than ``before`` (an id); returns (page, next cursor)."""
+    queryset = decision_list(queryset=Decision.objects.for_tenant(tenant), filters=filters)
     if before:
         queryset = queryset.filter(id__lt=before)
     rows = list(queryset.select_related("project").only(*LIST_FIELDS).order_by("-id")[: limit + 1])

@@ -47,8 +47,23 @@ def budget_create(
     name: str = "",
     alert_thresholds: list[int] | None = None,
     forecast_alert: bool = False,
+    api_key=None,
 ) -> Budget:
-    """One budget per scope (tenant | project | project+env) and period."""
+    """One budget per scope (tenant | project | project+env) and period.
+
+    An environment scope needs a project; a bound ``api_key`` creates budgets inside its binding
+    only (never a tenant-wide one).
+    """
+    if environment and project is None:
+        raise TollgateError(
+            "VALIDATION_FAILED",
+            "An environment-scoped budget needs a project.",
+            errors=[
+                {"field": "scope.environment", "message": "Needs scope.project.", "code": "invalid"}
+            ],
+        )
+    if api_key is not None:
+        _check_budget_binding(api_key, project, environment)
     thresholds = check_alert_settings(tenant, alert_thresholds, forecast_alert)
     try:
         with transaction.atomic():
@@ -86,6 +101,45 @@ def budget_create(
             status=409,
         ) from exc
     return budget
+
+
+def _check_budget_binding(api_key, project, environment: str) -> None:
+    if api_key.project_id is not None and (project is None or project.pk != api_key.project_id):
+        raise TollgateError(
+            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+            f"This API key is bound to project {api_key.project.slug!r}: it creates budgets "
+            "of that project only.",
+            remediation="Set scope.project to the key's project, or use an unbound key.",
+            status=403,
+        )
+    if api_key.environment and environment != api_key.environment:
+        raise TollgateError(
+            EnforcementErrorCode.KEY_SCOPE_MISMATCH,
+            f"This API key is bound to environment {api_key.environment!r}: it creates budgets "
+            "of that environment only.",
+            remediation="Set scope.environment to the key's environment, or use an unbound key.",
+            status=403,
+        )
+
+
+def budget_periods_open(*, tenant: Tenant, budgets, today) -> None:
+    """Create the periods containing ``today`` of these budgets (a concurrent creator wins).
+
+    The first decision of a period does this inside its own transaction, then locks the rows.
+    """
+    rows = []
+    for budget in budgets:
+        start, end = period_bounds(budget.period, today)
+        rows.append(
+            BudgetPeriod(
+                budget=budget,
+                tenant=tenant,
+                period_start=start,
+                period_end=end,
+                limit_micros=budget.limit_micros,
+            )
+        )
+    BudgetPeriod.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 _KEEP = object()

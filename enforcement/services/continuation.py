@@ -24,7 +24,10 @@ from controlplane.tenancy.models import Tenant
 from enforcement.errors import EnforcementErrorCode
 from enforcement.metrics import APPROVAL_TOKENS
 from enforcement.models import ApprovalToken, Decision, Reservation
-from enforcement.services.approvals import approval_url
+from enforcement.services.approvals import approval_summary
+from enforcement.services.gate.answer import answer_replay, gate_answer
+from enforcement.services.gate.request import key_binding_check, ttl_checked
+from enforcement.services.policies import active_policy
 from enforcement.services.tokens import token_verify
 
 APPROVED_REASON = "APPROVED"
@@ -102,9 +105,19 @@ def approval_token_consume(
     expected_fingerprint: str,
     expected_environment: str | None = None,
     cost_micros: int | None = None,
-    ttl_seconds: int,
+    ttl_seconds: int | None = None,
+    api_key=None,
 ) -> Consumed:
-    """Verify and consume a token for an external caller (``/approval-tokens/consume``)."""
+    """Verify and consume a token for an external caller (``/approval-tokens/consume``).
+
+    A bound ``api_key`` consumes only tokens inside its binding (the token must then be for
+    the key's environment even when the caller did not name one); the held reservation gets
+    ``ttl_seconds`` (within the policy's bounds, else its default), as the gate's would.
+    """
+    if api_key is not None:
+        key_binding_check(api_key, expected_project, expected_environment)
+        expected_environment = expected_environment or api_key.environment or None
+    ttl_seconds = ttl_checked(ttl_seconds, active_policy(tenant.id))
     claims, record = token_verify(
         token=token,
         tenant_id=tenant.id,
@@ -173,12 +186,7 @@ def gate_continue(
         ):
             raise
         APPROVAL_TOKENS.labels(event="replayed").inc()
-        response = dict(prior.response)
-        response["idempotent_replay"] = True
-        live = Reservation.objects.filter(decision_id=claims["decision_id"]).first()
-        if live is not None and response.get("reservation"):
-            response["reservation"] = {**response["reservation"], "state": live.state}
-        return response, False
+        return answer_replay(prior), False
 
 
 def _continue(record, claims, reservation, source, idempotency_key, request_record) -> dict:
@@ -200,8 +208,6 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
         amount_micros=original.amount_micros,
         request={**request_record, "approval_token_jti": record.jti},
         response={},
-        waterfall=original.waterfall,
-        context=original.context,
         policy_version=original.policy_version,
         policy_sha256=original.policy_sha256,
         created_at=now,
@@ -215,35 +221,32 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
             "state": reservation.state,
             "expires_at": reservation.expires_at.isoformat(),
         }
-    response = {
-        **{k: original.response.get(k) for k in ("waterfall", "context", "policy")},
-        "decision_id": decision.id,
-        "outcome": "ALLOW",
-        "evaluated_outcome": "ALLOW",
-        "mode": original.mode,
-        "enforced": True,
-        "breach": False,
-        "reason_code": APPROVED_REASON,
-        "message": f"Approved (approval {record.request_id}); the held reservation is yours "
+    response = gate_answer(
+        decision_id=decision.id,
+        outcome="ALLOW",
+        evaluated_outcome="ALLOW",
+        mode=original.mode,
+        enforced=True,
+        breach=False,
+        reason_code=APPROVED_REASON,
+        message=f"Approved (approval {record.request_id}); the held reservation is yours "
         "to commit.",
-        "remediation": "",
-        "fingerprint": original.fingerprint,
-        "idempotent_replay": False,
-        "amount_usd": format_usd(original.amount_micros),
-        "project": original.project.slug,
-        "environment": original.environment,
-        "reservation": reservation_body,
-        "approval": {
-            "id": record.request_id,
-            "status": "approved",
-            "required_approvals": record.request.required_approvals,
-            "url": approval_url(record.request_id),
+        remediation="",
+        fingerprint=original.fingerprint,
+        amount_usd=format_usd(original.amount_micros),
+        project=original.project.slug,
+        environment=original.environment,
+        reservation=reservation_body,
+        approval={
+            **approval_summary(record.request),
             "token_jti": record.jti,
         },
-        "continues_decision_id": original.id,
-        "fail_open": False,
-        "created_at": now.isoformat(),
-    }
+        waterfall=original.response.get("waterfall") or [],
+        context=original.response.get("context"),
+        policy=original.response.get("policy") or {},
+        created_at=now.isoformat(),
+        continues_decision_id=original.id,
+    )
     decision.response = response
     try:
         with transaction.atomic():
@@ -264,16 +267,6 @@ def _continue(record, claims, reservation, source, idempotency_key, request_reco
     outbox_enqueue(
         tenant_id=decision.tenant_id,
         event_type="decision.created",
-        payload={
-            "decision_id": decision.id,
-            "outcome": "ALLOW",
-            "reason_code": APPROVED_REASON,
-            "mode": decision.mode,
-            "project": original.project.slug,
-            "environment": original.environment,
-            "amount_usd": response["amount_usd"],
-            "reservation_id": reservation.id if reservation else None,
-            "continues_decision_id": original.id,
-        },
+        payload={"decision_id": decision.id},  # data built at delivery (decision_event_data)
     )
     return response

@@ -183,11 +183,8 @@ def reservation_commit(
                     )
         else:
             for alloc in allocations:
-                if alloc.budget_period_id:
-                    BudgetPeriod.objects.filter(pk=alloc.budget_period_id).update(
-                        reserved_micros=F("reserved_micros") - alloc.amount_micros
-                    )
-                elif alloc.amount_micros > charges[alloc.pk]:  # unused credit goes back
+                if alloc.credit_grant_id and alloc.amount_micros > charges[alloc.pk]:
+                    # Unused credit goes back.
                     CreditGrant.objects.filter(pk=alloc.credit_grant_id).update(
                         remaining_micros=F("remaining_micros")
                         + alloc.amount_micros
@@ -195,15 +192,17 @@ def reservation_commit(
                     )
         for alloc in budget_allocs:
             # Overage lands on every budget that held the request (each scope saw the spend).
+            # One statement per period: the hold goes (unless it lapsed already) as the
+            # spend lands.
             charge = charges[alloc.pk] + overage
             charges[alloc.pk] = charge
-            BudgetPeriod.objects.filter(pk=alloc.budget_period_id).update(
-                spent_micros=F("spent_micros") + charge
-            )
+            changes = {"spent_micros": F("spent_micros") + charge}
+            if not late:
+                changes["reserved_micros"] = F("reserved_micros") - alloc.amount_micros
+            BudgetPeriod.objects.filter(pk=alloc.budget_period_id).update(**changes)
         for alloc in allocations:
-            ReservationAllocation.objects.filter(pk=alloc.pk).update(
-                charged_micros=charges[alloc.pk]
-            )
+            alloc.charged_micros = charges[alloc.pk]
+        ReservationAllocation.objects.bulk_update(allocations, ["charged_micros"])
         alert_hint_after_commit(periods, {a.budget_period_id: charges[a.pk] for a in budget_allocs})
         over = max(actual_micros - reservation.amount_micros, 0)
         reservation.state = State.COMMITTED
@@ -441,6 +440,51 @@ def reservation_reconcile(
             },
         )
     return reservation
+
+
+def reservations_reconcile_batch(*, reservations, items: list[dict]) -> dict[str, Any]:
+    """Invoice each item on its own (one failure never undoes another): the batch result.
+
+    ``reservations`` is the caller's tenant-scoped queryset: an id outside it is ``NOT_FOUND``
+    (never revealing another tenant's reservation).
+    """
+    ids = [item["reservation_id"] for item in items]
+    owned = set(reservations.filter(pk__in=ids).values_list("id", flat=True))
+    results = []
+    for index, item in enumerate(items):
+        rid = item["reservation_id"]
+        if rid not in owned:
+            results.append({"reservation_id": rid, "status": "error", "code": "NOT_FOUND"})
+            continue
+        try:
+            reservation = reservation_reconcile(
+                reservation_id=rid,
+                invoiced_micros=item["invoiced_cost_usd"],
+                external_ref=item.get("external_ref", ""),
+            )
+        except TollgateError as exc:
+            results.append(
+                {
+                    "reservation_id": rid,
+                    "status": "error",
+                    "code": exc.code,
+                    "detail": exc.message,
+                    "index": index,
+                }
+            )
+            continue
+        results.append(
+            {
+                "reservation_id": rid,
+                "status": "invoiced",
+                "invoiced_cost_usd": format_usd(reservation.invoiced_micros),
+                "adjustment_usd": format_usd(
+                    reservation.invoiced_micros - reservation.reported_micros
+                ),
+            }
+        )
+    ok = sum(1 for r in results if r["status"] == "invoiced")
+    return {"invoiced": ok, "failed": len(results) - ok, "results": results}
 
 
 def reservations_release_held(*, reservation_ids, reason: str) -> list[str]:

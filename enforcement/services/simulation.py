@@ -107,7 +107,6 @@ def policy_simulate(
         "amount_micros",
         "request",
         "response",
-        "context",
         "snapshot",
         "created_at",
     )

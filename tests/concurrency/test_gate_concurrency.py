@@ -24,7 +24,7 @@ from tests.enforcement.helpers import (
     set_gate_settings,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.both_stores]
 THREADS = 64
 
 

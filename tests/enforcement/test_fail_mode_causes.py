@@ -26,6 +26,8 @@ from enforcement.models import BudgetPeriod, Decision, Reservation
 from tests import factories
 from tests.enforcement.helpers import policy_document, row_locked_elsewhere, set_gate_settings
 
+pytestmark = pytest.mark.both_stores
+
 GATE = "/api/v1/gate/decisions"
 
 

@@ -12,7 +12,7 @@ from tests import factories
 from tests.api_contracts import IsolationCase, TenantIsolationContract, assert_problem
 from tests.enforcement.helpers import set_gate_settings
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_stores]
 URL = "/api/v1/gate/decisions"
 
 

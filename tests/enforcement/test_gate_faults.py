@@ -29,7 +29,7 @@ from tests import factories
 from tests.api_contracts import assert_problem
 from tests.enforcement.helpers import gate_service, set_gate_settings
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_stores]
 URL = "/api/v1/gate/decisions"
 
 

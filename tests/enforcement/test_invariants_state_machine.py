@@ -37,6 +37,8 @@ from enforcement.services.reservations import (
 from tests import factories
 from tests.enforcement.helpers import assert_money_invariants, gate_service, hard_mode
 
+pytestmark = pytest.mark.both_stores
+
 SCOPES = [("payments", "prod"), ("payments", "dev"), ("search", "prod")]
 money = st.integers(min_value=1, max_value=80).map(lambda usd: usd * 1_000_000)
 

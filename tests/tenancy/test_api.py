@@ -74,7 +74,7 @@ def test_issue_a_project_bound_key(client_a, tenant):
         {"name": "ci", "scopes": ["tenant:read"], "project": "nope"},
         format="json",
     )
-    assert_problem(unknown, 400, "PROJECT_NOT_FOUND")
+    assert_problem(unknown, 400, "UNKNOWN_PROJECT")
 
 
 def test_key_validation_errors_name_fields(client_a):

@@ -6,7 +6,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from controlplane.core.errors import TollgateError
 from controlplane.tenancy import scopes, services
 from controlplane.tenancy.api.serializers import (
     ApiKeyCreatedSerializer,
@@ -20,8 +19,8 @@ from controlplane.tenancy.api.views_base import (
     Confine,
     TenantScopedAPIView,
 )
-from controlplane.tenancy.errors import TenancyErrorCode
 from controlplane.tenancy.models import ApiKey, Project
+from controlplane.tenancy.selectors import project_get
 
 
 class ProjectListView(TenantScopedAPIView):
@@ -90,14 +89,7 @@ class ApiKeyListView(TenantScopedAPIView):
         data = body.validated_data
         project = None
         if data.get("project"):
-            project = Project.objects.for_tenant(self.tenant).filter(slug=data["project"]).first()
-            if project is None:
-                raise TollgateError(
-                    TenancyErrorCode.PROJECT_NOT_FOUND,
-                    f"No project {data['project']!r} in this tenant.",
-                    remediation="Create it first with POST /api/v1/projects.",
-                    errors=[{"field": "project", "message": "Unknown project.", "code": "invalid"}],
-                )
+            project = project_get(tenant=self.tenant, slug=data["project"])
         api_key, plaintext = services.api_key_issue(
             tenant=self.tenant,
             name=data["name"],
