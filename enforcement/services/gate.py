@@ -81,6 +81,10 @@ class GateRequest:
     requester: str = ""
     ttl_seconds: int | None = None
     approval_token: str | None = None
+    # Decide but persist nothing (k8s admission dryRun): the transaction is rolled back.
+    dry_run: bool = False
+    # A caller's own deadline below the policy's (admission webhook timeouts); the lower wins.
+    deadline_ms: int | None = None
 
 
 @dataclass
@@ -172,14 +176,20 @@ def database_failure(exc: DatabaseError, tenant: Tenant, *, in_decision: bool = 
     return CannotDecide("error", type(exc).__name__)
 
 
-def _begin_decision(policy: CompiledPolicy):
-    """Bound lock waits and statements by the policy's deadline; return the transaction time.
+def _deadline_ms(policy: CompiledPolicy, req: GateRequest) -> int:
+    """The policy's decision deadline, or the caller's when it is lower."""
+    ms = int(policy.deadline_ms)
+    return min(ms, req.deadline_ms) if req.deadline_ms else ms
+
+
+def _begin_decision(policy: CompiledPolicy, req: GateRequest):
+    """Bound lock waits and statements by the decision deadline; return the transaction time.
 
     On PostgreSQL this is one round trip (two SET LOCALs and ``now()`` in one call).
     """
     if connection.vendor != "postgresql":
         return db_now()
-    ms = int(policy.deadline_ms)
+    ms = _deadline_ms(policy, req)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}; SELECT now()"
@@ -305,9 +315,12 @@ def gate_decide(*, tenant: Tenant, api_key: ApiKey | None, req: GateRequest) -> 
                 req=req,
                 fp=fp,
                 ttl=ttl,
-                deadline=started + loaded.policy.deadline_ms / 1000,
+                deadline=started + _deadline_ms(loaded.policy, req) / 1000,
                 api_key=api_key,
             )
+            if req.dry_run:
+                transaction.set_rollback(True)  # decided, and nothing of it is kept
+                result.response["dry_run"] = True
     except IntegrityError as exc:
         if _constraint(exc) != IDEMPOTENCY_CONSTRAINT:
             raise _integrity_conflict(exc) from exc
@@ -391,7 +404,7 @@ def _load_orm(tenant, req: GateRequest, project_slug, environment) -> _Loaded | 
     if existing is not None:
         return existing
     policy = active_policy(tenant.id)
-    now = _begin_decision(policy)
+    now = _begin_decision(policy, req)
     today = now.date()
     budgets = _covering_budgets(tenant, project, environment)
     keys = [(b.id, period_bounds(b.period, today)[0]) for b in budgets]
@@ -432,7 +445,7 @@ def _prepare(cursor, tenant, req, project_slug, environment, policy: CompiledPol
             req.source,
             req.idempotency_key,
             None if policy.version is None else policy.sha256,
-            int(policy.deadline_ms),
+            _deadline_ms(policy, req),
             GENESIS_HASH,
         ],
     )
@@ -627,7 +640,7 @@ def _decide_locked(
     )
     outcome = evaluation.outcome
     if time.perf_counter() > deadline:
-        raise CannotDecide("deadline", f"evaluation exceeded {policy.deadline_ms} ms")
+        raise CannotDecide("deadline", f"evaluation exceeded {_deadline_ms(policy, req)} ms")
     if evaluation.rule_errors:
         for error in evaluation.rule_errors:
             POLICY_RULE_ERRORS.labels(rule_id=error["rule_id"]).inc()
