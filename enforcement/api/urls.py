@@ -2,11 +2,16 @@ from django.urls import path
 
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
-from enforcement.api import policies, views
+from enforcement.api import policies, terraform, views
 from enforcement.api import reconciliation as reconciliation_views
 
 urlpatterns = [
     path("gate/decisions", views.GateDecisionView.as_view(), name="gate-decisions"),
+    path(
+        "gate/terraform/preflight",
+        terraform.TerraformPreflightView.as_view(),
+        name="gate-terraform-preflight",
+    ),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),

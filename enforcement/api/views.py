@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import structlog
-from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -25,21 +24,14 @@ from controlplane.tenancy.models import Project
 from enforcement import scopes
 from enforcement.api import serializers as s
 from enforcement.api.fastparse import gate_body_fast
+from enforcement.api.gatecall import gate_call, gate_request_from
 from enforcement.errors import EnforcementErrorCode
-from enforcement.metrics import GATE_FAIL_CLOSED, GATE_FAIL_OPEN
 from enforcement.models import Budget, BudgetPeriod, CreditGrant, Decision, Reservation
 from enforcement.models.decisions import OUTCOMES
 from enforcement.periods import period_bounds
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import (
-    FAIL_MODE_CAUSES,
-    CannotDecide,
-    GateRequest,
-    database_failure,
-    gate_decide,
-)
-from enforcement.services.policies import active_policy, last_known_policy
+from enforcement.services.policies import active_policy
 
 log = structlog.get_logger(__name__)
 
@@ -112,87 +104,11 @@ class GateDecisionView(TenantScopedAPIView):
             body = s.GateDecisionRequestSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
-        gate_request = GateRequest(
-            source=data["source"],
-            idempotency_key=_idempotency_key(request, request.data),
-            project=data.get("project"),
-            environment=data.get("environment"),
-            action=data.get("action", ""),
-            resource=dict(data.get("resource") or {}),
-            estimated_micros=data.get("estimated_cost_usd"),
-            monthly_micros=data.get("monthly_delta_usd"),
-            hourly_micros=data.get("hourly_delta_usd"),
-            labels=dict(data.get("labels") or {}),
-            requester=data.get("requester", ""),
-            ttl_seconds=data.get("ttl_seconds"),
-            approval_token=data.get("approval_token"),
+        gate_request = gate_request_from(
+            data, source=data["source"], idempotency_key=_idempotency_key(request, request.data)
         )
-        try:
-            result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
-        except (CannotDecide, DatabaseError) as exc:
-            # A DatabaseError here came from outside the decision's own transaction (token
-            # continuation, replays): the same classification, but no timeout there is the
-            # decision deadline, so none of them takes the fail mode.
-            failure = (
-                exc
-                if isinstance(exc, CannotDecide)
-                else database_failure(exc, self.tenant, in_decision=False)
-            )
-            if isinstance(failure, CannotDecide):
-                return self._cannot_decide(gate_request, failure.cause, failure.detail)
-            raise failure from exc
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(result.response, status=code)
-
-    def _cannot_decide(self, gate_request: GateRequest, cause: str, detail: str) -> Response:
-        """No decision could be made; nothing was written.
-
-        For the ``FAIL_MODE_CAUSES`` (the database is unreachable, or the decision deadline
-        passed) the fail mode of the environment class answers, from the last policy this
-        process saw for the tenant (no database access on this path). Any other cause fails
-        closed whatever the fail mode: neither a bug nor client data can become an ALLOW.
-        """
-        log.error("gate_cannot_decide", cause=cause, detail=detail)
-        policy = last_known_policy(self.tenant.id)
-        env_class = policy.env_class(gate_request.environment or "")
-        fail_mode = policy.fail_mode(env_class) if cause in FAIL_MODE_CAUSES else "closed"
-        why = {
-            "database": "the database is unavailable",
-            "deadline": f"the {policy.deadline_ms} ms decision deadline passed",
-        }.get(cause, "an unexpected error occurred; it was logged")
-        if fail_mode == "open":
-            GATE_FAIL_OPEN.inc()
-            return Response(
-                {
-                    "decision_id": None,
-                    "outcome": "ALLOW",
-                    "evaluated_outcome": None,
-                    "mode": policy.mode(gate_request.source, env_class),
-                    "enforced": False,
-                    "breach": False,
-                    "reason_code": "FAIL_OPEN",
-                    "message": f"Tollgate could not decide ({why}); the {env_class} fail mode "
-                    "is open, so this is allowed and flagged.",
-                    "remediation": "Nothing was reserved or recorded; re-gate when Tollgate is "
-                    "healthy.",
-                    "reservation": None,
-                    "approval": None,
-                    "waterfall": [],
-                    "policy": {"version": policy.version, "sha256": policy.sha256},
-                    "fail_open": True,
-                    "fail_cause": cause,
-                },
-                status=status.HTTP_200_OK,
-            )
-        GATE_FAIL_CLOSED.inc()
-        raise TollgateError(
-            EnforcementErrorCode.GATE_UNAVAILABLE,
-            f"Tollgate could not decide ({why}); the {env_class} fail mode is closed.",
-            remediation="Retry with the same Idempotency-Key; nothing was reserved.",
-            status=503,
-            headers={"Retry-After": "5"},
-            extra={"fail_open": False, "fail_cause": cause},
-        )
+        body, code = gate_call(tenant=self.tenant, api_key=request.auth, req=gate_request)
+        return Response(body, status=code)
 
 
 class DecisionListView(TenantScopedAPIView):

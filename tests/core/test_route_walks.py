@@ -289,11 +289,31 @@ def _consume(client, project, environment):
     )
 
 
+def _preflight(client, project, environment):
+    return client.post(
+        "/api/v1/gate/terraform/preflight",
+        {
+            "run_id": uuid.uuid4().hex,
+            "project": project,
+            "environment": environment,
+            "monthly_delta_usd": "1.00",
+        },
+        format="json",
+    )
+
+
 OTHER_SCOPES = [("search", "dev"), ("payments", "prod")]
 # name: (call, outside (project, environment) pairs, status, code, status inside). Where a field
 # is omitted the binding fills it in (gate, keys), so only explicit other values are outside.
 CHECKED_CASES = {
     "POST /api/v1/gate/decisions": (_gate, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/gate/terraform/preflight": (
+        _preflight,
+        OTHER_SCOPES,
+        403,
+        "KEY_SCOPE_MISMATCH",
+        201,
+    ),
     "POST /api/v1/api-keys": (_key, OTHER_SCOPES, 403, "BINDING_ESCALATION", 201),
     "POST /api/v1/budgets": (
         _budget,
