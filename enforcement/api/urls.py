@@ -1,8 +1,8 @@
 from django.urls import path
 
+from enforcement.api import admission, policies, terraform, views
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
-from enforcement.api import policies, terraform, views
 from enforcement.api import reconciliation as reconciliation_views
 
 urlpatterns = [
@@ -11,6 +11,11 @@ urlpatterns = [
         "gate/terraform/preflight",
         terraform.TerraformPreflightView.as_view(),
         name="gate-terraform-preflight",
+    ),
+    path(
+        "gate/k8s/admission",
+        admission.KubernetesAdmissionView.as_view(),
+        name="gate-k8s-admission",
     ),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),

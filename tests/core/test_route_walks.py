@@ -334,7 +334,7 @@ CHECKED_CASES = {
 
 def test_every_method_checked_in_its_view_has_a_case():
     checked = {r.id for r in ROUTES if isinstance(_rule(r), CheckedInView)}
-    assert checked == {*CHECKED_CASES, "POST /api/v1/policies/simulate"}
+    assert checked == {*CHECKED_CASES, *CHECKED_ELSEWHERE}
 
 
 @pytest.mark.parametrize("name", sorted(CHECKED_CASES))
@@ -344,6 +344,38 @@ def test_methods_checked_in_the_view_refuse_the_outside(world, name):
     for project, environment in outside:
         assert_problem(call(client, project, environment), status, code)
     assert call(client, "payments", "dev").status_code == inside
+
+
+# Checked in the view and proven by a test of its own (their refusals are not problem bodies).
+CHECKED_ELSEWHERE = {
+    "POST /api/v1/policies/simulate": "test_a_bound_keys_simulation_is_confined_to_its_binding",
+    "POST /api/v1/gate/k8s/admission": "test_a_bound_admission_key_is_refused_outside_in_the_review",
+}
+
+
+def test_a_bound_admission_key_is_refused_outside_in_the_review(world):
+    """The admission webhook answers every refusal inside an AdmissionReview (HTTP 200,
+    ``allowed: false``): the binding's refusal is status.code 403 KEY_SCOPE_MISMATCH."""
+    from tests.integrations.k8s import manifest, review
+
+    def admit(project, environment):
+        pod = manifest("pod.yaml")
+        pod["metadata"]["annotations"] = {
+            "tollgate.io/project": project,
+            "tollgate.io/environment": environment,
+        }
+        response = world["client"].post(
+            "/api/v1/gate/k8s/admission", review("CREATE", pod), format="json"
+        )
+        assert response.status_code == 200, response.content[:300]
+        return response.json()["response"]
+
+    for project, environment in OTHER_SCOPES:
+        answer = admit(project, environment)
+        assert answer["allowed"] is False and answer["status"]["code"] == 403
+        assert answer["auditAnnotations"]["code"] == "KEY_SCOPE_MISMATCH"
+    inside = admit("payments", "dev")
+    assert inside["allowed"] is True and inside["auditAnnotations"]["decision"].startswith("dec_")
 
 
 def test_a_bound_keys_simulation_is_confined_to_its_binding(
