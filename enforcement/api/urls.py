@@ -1,6 +1,6 @@
 from django.urls import path
 
-from enforcement.api import admission, policies, terraform, views
+from enforcement.api import admission, cloudevents, policies, terraform, views
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
 from enforcement.api import reconciliation as reconciliation_views
@@ -17,6 +17,7 @@ urlpatterns = [
         admission.KubernetesAdmissionView.as_view(),
         name="gate-k8s-admission",
     ),
+    path("gate/cloudevents", cloudevents.CloudEventsView.as_view(), name="gate-cloudevents"),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),

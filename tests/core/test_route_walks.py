@@ -19,6 +19,7 @@ credentials: ``OUT_OF_REACH`` says why for each, and a test proves an API key op
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -302,11 +303,28 @@ def _preflight(client, project, environment):
     )
 
 
+def _cloudevent(client, project, environment):
+    event = {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": "/walk",
+        "type": "com.example.spend",
+        "data": {"project": project, "environment": environment, "estimated_cost_usd": "1.00"},
+    }
+    return client.generic(
+        "POST",
+        "/api/v1/gate/cloudevents",
+        json.dumps(event),
+        content_type="application/cloudevents+json",
+    )
+
+
 OTHER_SCOPES = [("search", "dev"), ("payments", "prod")]
 # name: (call, outside (project, environment) pairs, status, code, status inside). Where a field
 # is omitted the binding fills it in (gate, keys), so only explicit other values are outside.
 CHECKED_CASES = {
     "POST /api/v1/gate/decisions": (_gate, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/gate/cloudevents": (_cloudevent, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
     "POST /api/v1/gate/terraform/preflight": (
         _preflight,
         OTHER_SCOPES,
