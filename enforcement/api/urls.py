@@ -1,6 +1,6 @@
 from django.urls import path
 
-from enforcement.api import admission, cloudevents, policies, terraform, views
+from enforcement.api import admission, cloudevents, policies, runtask, terraform, views
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
 from enforcement.api import reconciliation as reconciliation_views
@@ -18,6 +18,16 @@ urlpatterns = [
         name="gate-k8s-admission",
     ),
     path("gate/cloudevents", cloudevents.CloudEventsView.as_view(), name="gate-cloudevents"),
+    path(
+        "gate/terraform/run-task",
+        runtask.RunTaskReceiveView.as_view(),
+        name="gate-terraform-run-task",
+    ),
+    path(
+        "integrations/terraform/run-tasks",
+        runtask.RunTaskIntegrationListView.as_view(),
+        name="run-task-integration-list",
+    ),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),

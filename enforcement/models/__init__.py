@@ -2,6 +2,7 @@ from enforcement.models.alerts import BudgetAlert
 from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
+from enforcement.models.integrations import RunTaskIntegration, RunTaskResult
 from enforcement.models.policies import Policy
 from enforcement.models.reconciliation import ReconciliationImport, ReconciliationLine
 from enforcement.models.simulations import SimulationJob
@@ -20,6 +21,8 @@ __all__ = [
     "ReconciliationLine",
     "Reservation",
     "ReservationAllocation",
+    "RunTaskIntegration",
+    "RunTaskResult",
     "SigningKey",
     "SimulationJob",
     "SpendRollup",

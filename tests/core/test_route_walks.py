@@ -43,6 +43,7 @@ from enforcement.models import (
     BudgetAlert,
     Decision,
     Reservation,
+    RunTaskIntegration,
     SimulationJob,
 )
 from tests import factories
@@ -52,7 +53,14 @@ from tests.enforcement.helpers import gate_service
 pytestmark = pytest.mark.django_db
 
 
-ROUTES = api_routes()
+# /api/v1 routes a caller signs rather than authenticates with an API key: why, and the test
+# that proves an unsigned (or API-key) call is refused.
+SIGNED = {
+    "POST /api/v1/gate/terraform/run-task": "HCP Terraform signs the body with the run-task "
+    "integration's HMAC key (X-TFC-Task-Signature); the integration fixes the project and "
+    "environment (test_signed_routes_refuse_api_keys_and_unsigned_calls)",
+}
+ROUTES = [r for r in api_routes() if r.id not in SIGNED]
 
 
 def test_the_walk_sees_the_whole_api():
@@ -60,6 +68,17 @@ def test_the_walk_sees_the_whole_api():
     assert all(issubclass(r.view, TenantScopedAPIView) for r in ROUTES), [
         r.id for r in ROUTES if not issubclass(r.view, TenantScopedAPIView)
     ]
+    signed = {r.id: r.view for r in api_routes() if r.id in SIGNED}
+    assert set(signed) == set(SIGNED)
+    assert all(view.authentication_classes == [] and view.signed_by for view in signed.values())
+
+
+@pytest.mark.parametrize("route_id", sorted(SIGNED))
+def test_signed_routes_refuse_api_keys_and_unsigned_calls(world, route_id):
+    method, path = route_id.split(" ")
+    for client in (world["client"], APIClient()):
+        response = _call(client, method, path + "?integration=rti_x", {"payload_version": 1})
+        assert_problem(response, 401, "RUN_TASK_SIGNATURE_INVALID")
 
 
 def _client(plaintext: str) -> APIClient:
@@ -165,6 +184,13 @@ def world(tenant):
             created_at=now,
         )
 
+    from enforcement.services.run_tasks import run_task_integration_create
+
+    def run_task(project, environment):
+        return run_task_integration_create(
+            tenant=tenant, name="hcp", project=project, environment=environment
+        )[0]
+
     return {
         "client": _client(plaintext),
         "key": key,
@@ -176,6 +202,10 @@ def world(tenant):
             ApiKey: keys,
             Project: {"in": [payments], "out": [search]},
             SimulationJob: {"in": [job(payments, "dev")], "out": [job(None, ""), job(search, "")]},
+            RunTaskIntegration: {
+                "in": [run_task(payments, "dev")],
+                "out": [run_task(payments, "prod"), run_task(search, "dev")],
+            },
             BudgetAlert: {
                 side: [factories.make_budget_alert(budget) for budget in rows]
                 for side, rows in budgets.items()
@@ -319,11 +349,26 @@ def _cloudevent(client, project, environment):
     )
 
 
+def _run_task_integration(client, project, environment):
+    return client.post(
+        "/api/v1/integrations/terraform/run-tasks",
+        {"name": "hcp", "project": project, "environment": environment},
+        format="json",
+    )
+
+
 OTHER_SCOPES = [("search", "dev"), ("payments", "prod")]
 # name: (call, outside (project, environment) pairs, status, code, status inside). Where a field
 # is omitted the binding fills it in (gate, keys), so only explicit other values are outside.
 CHECKED_CASES = {
     "POST /api/v1/gate/decisions": (_gate, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/integrations/terraform/run-tasks": (
+        _run_task_integration,
+        OTHER_SCOPES,
+        403,
+        "KEY_SCOPE_MISMATCH",
+        201,
+    ),
     "POST /api/v1/gate/cloudevents": (_cloudevent, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
     "POST /api/v1/gate/terraform/preflight": (
         _preflight,
