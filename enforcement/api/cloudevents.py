@@ -11,25 +11,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from urllib.parse import unquote
 
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework.response import Response
 
 from controlplane.core.errors import TollgateError
-from controlplane.core.jsonlimits import unrepresentable
+from controlplane.core.jsonlimits import ATTRIBUTES_LIMITS, free_form_problem, unrepresentable
 from controlplane.core.parsers import StrictJSONParser
 from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, TenantScopedAPIView
 from enforcement import scopes
 from enforcement.api import serializers as s
 from enforcement.api.gatecall import gate_call, gate_request_from
 from enforcement.errors import EnforcementErrorCode
+from enforcement.models import Decision
+from enforcement.services.actions import action_request
 
 SOURCE = "cloudevents"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BATCH = 100
 REQUIRED = ("id", "source", "specversion", "type")
+MAX_ACTIONS = 10
+ACTION_KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
 class CloudEventParser(StrictJSONParser):
@@ -84,10 +89,26 @@ def _checked(event) -> dict:
     return event
 
 
+def _requested_actions(data: dict) -> list[dict]:
+    """``data.actions``: follow-ups the event requests with its decision (at most 10)."""
+    actions = data.get("actions") or []
+    if not isinstance(actions, list) or len(actions) > MAX_ACTIONS:
+        raise _invalid("data.actions", f"Expected a list of at most {MAX_ACTIONS} actions.")
+    for index, action in enumerate(actions):
+        kind = action.get("kind") if isinstance(action, dict) else None
+        if not isinstance(kind, str) or not ACTION_KIND.fullmatch(kind):
+            raise _invalid(f"data.actions[{index}].kind", "Required: a name like notify.")
+        params = action.get("params", {})
+        if not isinstance(params, dict) or free_form_problem(params, ATTRIBUTES_LIMITS):
+            raise _invalid(f"data.actions[{index}].params", "Expected a small JSON object.")
+    return actions
+
+
 def _gate_request(event: dict, data):
     if not isinstance(data, dict):
         raise _invalid("data", "Required: a JSON object of gate request fields.")
-    body = s.GateDecisionRequestSerializer(data={k: v for k, v in data.items() if k != "source"})
+    fields = {k: v for k, v in data.items() if k not in ("source", "actions")}
+    body = s.GateDecisionRequestSerializer(data=fields)
     if not body.is_valid():
         errors = [
             {"field": f"data.{name}", "message": str(messages[0]), "code": "invalid"}
@@ -145,10 +166,29 @@ class CloudEventsView(TenantScopedAPIView):
             )
         return self._one(_checked(event), request.data)
 
+    def _decide(self, event: dict, data) -> tuple[dict, int]:
+        req = _gate_request(event, data)
+        requested = _requested_actions(data)
+        answer, code = gate_call(tenant=self.tenant, api_key=self.request.auth, req=req)
+        if requested and answer.get("decision_id"):
+            decision = Decision.objects.select_related("project").get(pk=answer["decision_id"])
+            answer = {**answer, "actions": []}
+            for index, action in enumerate(requested):
+                row, _ = action_request(
+                    tenant=self.tenant,
+                    kind=action["kind"],
+                    params=action.get("params") or {},
+                    project=decision.project,
+                    environment=decision.environment,
+                    decision=decision,
+                    requested_by=f"cloudevent:{event['source']}"[:200],
+                    idempotency_key=f"{req.idempotency_key}:action:{index}"[:255],
+                )
+                answer["actions"].append({"id": row.id, "kind": row.kind, "state": row.state})
+        return answer, code
+
     def _one(self, event: dict, data) -> Response:
-        answer, code = gate_call(
-            tenant=self.tenant, api_key=self.request.auth, req=_gate_request(event, data)
-        )
+        answer, code = self._decide(event, data)
         return Response(answer, status=code)
 
     def _batch(self, events) -> Response:
@@ -158,11 +198,7 @@ class CloudEventsView(TenantScopedAPIView):
         for event in events:
             try:
                 checked = _checked(event)
-                answer, code = gate_call(
-                    tenant=self.tenant,
-                    api_key=self.request.auth,
-                    req=_gate_request(checked, _structured_data(checked)),
-                )
+                answer, code = self._decide(checked, _structured_data(checked))
                 results.append({"id": checked["id"], "status": code, "body": answer})
             except TollgateError as exc:
                 results.append(

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from enforcement.api import actions as action_views
 from enforcement.api import admission, cloudevents, policies, runtask, terraform, views
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
@@ -106,4 +107,17 @@ urlpatterns += [
         approval_views.ApprovalTokenConsumeView.as_view(),
         name="approval-token-consume",
     ),
+]
+
+urlpatterns += [
+    path("actions", action_views.ActionListView.as_view(), name="action-list"),
+    path("actions/lease", action_views.ActionLeaseView.as_view(), name="action-lease"),
+    path("actions/<str:id>", action_views.ActionDetailView.as_view(), name="action-detail"),
+    path(
+        "actions/<str:id>/complete",
+        action_views.ActionCompleteView.as_view(),
+        name="action-complete",
+    ),
+    path("actions/<str:id>/fail", action_views.ActionFailView.as_view(), name="action-fail"),
+    path("actions/<str:id>/cancel", action_views.ActionCancelView.as_view(), name="action-cancel"),
 ]

@@ -1,3 +1,4 @@
+from enforcement.models.actions import Action
 from enforcement.models.alerts import BudgetAlert
 from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
@@ -8,6 +9,7 @@ from enforcement.models.reconciliation import ReconciliationImport, Reconciliati
 from enforcement.models.simulations import SimulationJob
 
 __all__ = [
+    "Action",
     "ApprovalRequest",
     "ApprovalToken",
     "ApprovalVote",

@@ -38,6 +38,7 @@ from controlplane.tenancy.api.views_base import (
 from controlplane.tenancy.models import ApiKey, Project
 from controlplane.tenancy.scopes import all_scopes
 from enforcement.models import (
+    Action,
     ApprovalRequest,
     Budget,
     BudgetAlert,
@@ -184,7 +185,13 @@ def world(tenant):
             created_at=now,
         )
 
+    from enforcement.services.actions import action_request
     from enforcement.services.run_tasks import run_task_integration_create
+
+    def action(project, environment):
+        return action_request(
+            tenant=tenant, kind="notify", project=project, environment=environment
+        )[0]
 
     def run_task(project, environment):
         return run_task_integration_create(
@@ -202,6 +209,10 @@ def world(tenant):
             ApiKey: keys,
             Project: {"in": [payments], "out": [search]},
             SimulationJob: {"in": [job(payments, "dev")], "out": [job(None, ""), job(search, "")]},
+            Action: {
+                "in": [action(payments, "dev")],
+                "out": [action(None, ""), action(payments, "prod"), action(search, "dev")],
+            },
             RunTaskIntegration: {
                 "in": [run_task(payments, "dev")],
                 "out": [run_task(payments, "prod"), run_task(search, "dev")],
@@ -218,6 +229,8 @@ BODIES = {
     "POST /api/v1/reservations/<str:id>/commit": {"actual_cost_usd": "1.00"},
     "POST /api/v1/reservations/<str:id>/extend": {"ttl_seconds": 60},
     "PATCH /api/v1/budgets/<str:id>": {"limit_usd": "5.00"},
+    "POST /api/v1/actions/<str:id>/complete": {"epoch": 1},
+    "POST /api/v1/actions/<str:id>/fail": {"epoch": 1},
 }
 
 
@@ -349,6 +362,14 @@ def _cloudevent(client, project, environment):
     )
 
 
+def _action(client, project, environment):
+    return client.post(
+        "/api/v1/actions",
+        {"kind": "notify", "project": project, "environment": environment},
+        format="json",
+    )
+
+
 def _run_task_integration(client, project, environment):
     return client.post(
         "/api/v1/integrations/terraform/run-tasks",
@@ -369,6 +390,7 @@ CHECKED_CASES = {
         "KEY_SCOPE_MISMATCH",
         201,
     ),
+    "POST /api/v1/actions": (_action, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
     "POST /api/v1/gate/cloudevents": (_cloudevent, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
     "POST /api/v1/gate/terraform/preflight": (
         _preflight,
@@ -439,6 +461,18 @@ def test_a_bound_admission_key_is_refused_outside_in_the_review(world):
         assert answer["auditAnnotations"]["code"] == "KEY_SCOPE_MISMATCH"
     inside = admit("payments", "dev")
     assert inside["allowed"] is True and inside["auditAnnotations"]["decision"].startswith("dec_")
+
+
+def test_a_bound_worker_leases_only_inside_its_binding(world):
+    """``POST /actions/lease`` is confined like a list: only actions inside the binding."""
+    rows = world["rows"][Action]
+    leased = []
+    while True:
+        response = world["client"].post("/api/v1/actions/lease", {"worker": "w"}, format="json")
+        if response.status_code == 204:
+            break
+        leased.append(response.json()["id"])
+    assert set(leased) == _ids(rows["in"])
 
 
 def test_a_bound_keys_simulation_is_confined_to_its_binding(
