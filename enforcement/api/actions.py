@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from controlplane.core.errors import TollgateError
 from controlplane.core.jsonlimits import ATTRIBUTES_LIMITS
+from controlplane.core.params import choice_param
 from controlplane.core.serializers import PrintableKeyField, StrictSerializer
 from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
 from controlplane.tenancy.models import Project
@@ -15,6 +16,7 @@ from enforcement import scopes
 from enforcement.api.serializers import FreeForm
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Action, Decision
+from enforcement.models.actions import ACTION_STATES
 from enforcement.services import actions as services
 
 ACTION_BINDING = Confine(project="project", environment="environment")
@@ -22,7 +24,7 @@ KIND = r"^[a-z][a-z0-9_.-]{0,63}$"
 
 
 class ActionSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     decision_id = serializers.CharField(allow_null=True, read_only=True)
 
     class Meta:
@@ -101,12 +103,16 @@ class ActionListView(TenantScopedAPIView):
     def base_queryset(self):
         return Action.objects.select_related("project")
 
-    @extend_schema(operation_id="actions_list")
+    @extend_schema(
+        operation_id="actions_list",
+        responses=ActionSerializer(many=True),
+        parameters=[OpenApiParameter("state", str, enum=ACTION_STATES)],
+    )
     def get(self, request):
         queryset = self.get_queryset()
-        state = request.query_params.get("state")
+        state = choice_param(request.query_params, "state", ACTION_STATES)
         if state:
-            queryset = queryset.filter(state=state[:20])
+            queryset = queryset.filter(state=state)
         return self.page_response(queryset, lambda rows: ActionSerializer(rows, many=True).data)
 
     @extend_schema(

@@ -141,7 +141,8 @@ class CloudEventsView(TenantScopedAPIView):
             BATCH: {"type": "array", "items": {"type": "object"}},
             "application/json": OpenApiTypes.OBJECT,
         },
-        responses={201: s.GateDecisionResponseSerializer, 200: s.GateDecisionResponseSerializer},
+        # 200 is a replay (the gate's answer), a fail-open answer, or a batch's `results`.
+        responses={201: s.GateDecisionResponseSerializer, 200: OpenApiTypes.OBJECT},
         description="CloudEvents 1.0: structured (`application/cloudevents+json`), binary "
         "(`ce-*` headers, the body is `data`) or batch (`application/cloudevents-batch+json`, "
         "200 with `results`, one per event). `data` holds the gate request fields; the "

@@ -69,7 +69,9 @@ class RunTaskIntegrationListView(TenantScopedAPIView):
     def base_queryset(self):
         return RunTaskIntegration.objects.select_related("project")
 
-    @extend_schema(operation_id="run_task_integrations_list")
+    @extend_schema(
+        operation_id="run_task_integrations_list", responses=RunTaskIntegrationSerializer(many=True)
+    )
     def get(self, request):
         return self.page_response(
             self.get_queryset(), lambda rows: RunTaskIntegrationSerializer(rows, many=True).data

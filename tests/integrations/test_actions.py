@@ -15,7 +15,7 @@ from controlplane.core.clock import db_now
 from enforcement.models import Action
 from enforcement.services import actions as services
 from tests import factories
-from tests.api_contracts import assert_problem
+from tests.api_contracts import IsolationCase, TenantIsolationContract, assert_problem
 from tests.integrations.helpers import key_client
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +219,34 @@ def test_concurrent_workers_lease_each_action_exactly_once(tenant):
     assert all(epoch == 1 for _, _, epoch in leased)
     assert Action.objects.filter(state="completed").count() == 40
     assert len({name for _, name, _ in leased}) > 1  # the work was really shared
+
+
+def _leased(tenant):
+    services.action_request(tenant=tenant, kind="notify")
+    return services.action_lease(queryset=Action.objects.for_tenant(tenant), worker="w")
+
+
+def _pending(tenant):
+    return services.action_request(tenant=tenant, kind="notify")[0]
+
+
+class TestActionTenantIsolation(TenantIsolationContract):
+    isolation_cases = [
+        IsolationCase("action-detail", "GET", _pending, lambda a: f"{URL}/{a.pk}"),
+        IsolationCase(
+            "action-complete",
+            "POST",
+            _leased,
+            lambda a: f"{URL}/{a.pk}/complete",
+            body={"epoch": 1},
+        ),
+        IsolationCase(
+            "action-fail", "POST", _leased, lambda a: f"{URL}/{a.pk}/fail", body={"epoch": 1}
+        ),
+        IsolationCase("action-cancel", "POST", _pending, lambda a: f"{URL}/{a.pk}/cancel"),
+    ]
+
+    def test_another_tenants_worker_leases_none_of_ours(self, tenant, client_b):
+        _pending(tenant)
+        response = client_b.post(f"{URL}/lease", {"worker": "w"}, format="json")
+        assert response.status_code == 204

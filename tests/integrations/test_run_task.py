@@ -269,3 +269,34 @@ def test_the_hmac_key_is_stored_sealed(integration):
     row = RunTaskIntegration.objects.get(pk=integration["id"])
     assert integration["hmac_key"].encode() not in bytes(row.ciphertext)
     assert copy.deepcopy(integration["hmac_key"])
+
+
+def _integration(tenant):
+    from enforcement.services.run_tasks import run_task_integration_create
+
+    project = factories.make_project(tenant, "iso")
+    return run_task_integration_create(
+        tenant=tenant, name="x", project=project, environment="prod"
+    )[0]
+
+
+def test_another_tenants_key_lists_none_of_our_integrations(tenant, client_b):
+    _integration(tenant)
+    assert client_b.get(CREATE).json()["results"] == []
+
+
+def test_an_integration_signs_only_for_its_own_tenant(tenant, other_tenant, api_client):
+    """The integration id names the tenant: another tenant's key cannot be used to sign."""
+    ours = _integration(tenant)
+    from enforcement.services.run_tasks import run_task_integration_create
+
+    theirs, their_key = run_task_integration_create(
+        tenant=other_tenant,
+        name="y",
+        project=factories.make_project(other_tenant, "iso"),
+        environment="prod",
+    )
+    ping = fixture_json("terraform", "run_task_verification.json")
+    forged = _post(api_client, {"id": ours.id, "hmac_key": their_key}, ping)
+    assert_problem(forged, 401, "RUN_TASK_SIGNATURE_INVALID")
+    assert theirs.tenant_id != ours.tenant_id
