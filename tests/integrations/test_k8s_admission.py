@@ -336,3 +336,22 @@ def test_the_shipped_webhook_configuration_is_valid_and_safe():
             group, _, resource = GROUPS[kind]
             assert (group, resource) in covered, kind
     assert all(set(rule.operations) == {"CREATE", "UPDATE", "DELETE"} for rule in hook.rules)
+
+
+def test_approval_then_apply_again_with_the_token_annotation(tenant, cluster):
+    from tests.enforcement.approval_helpers import approve
+
+    factories.require_approval_above(tenant, "10.00")
+    deployment = manifest("deployment.yaml")
+    pending = _admit(cluster, review("CREATE", deployment))
+    assert pending["allowed"] is False and pending["auditAnnotations"]["outcome"] == (
+        "REQUIRE_APPROVAL"
+    )
+    assert "/api/v1/approvals/apr_" in pending["status"]["message"]
+    approval_id = pending["status"]["message"].split("/api/v1/approvals/")[1].split()[0]
+    owner = factories.make_member(tenant, "olga", "owner")
+    token = approve(factories.user_client(tenant, owner), approval_id.rstrip(",.")).json()["token"]
+    deployment["metadata"].setdefault("annotations", {})[k8s.ANNOTATION_TOKEN] = token
+    resumed = _admit(cluster, review("CREATE", deployment))
+    assert resumed["allowed"] is True, resumed
+    assert resumed["auditAnnotations"]["outcome"] == "ALLOW"

@@ -300,3 +300,25 @@ def test_an_integration_signs_only_for_its_own_tenant(tenant, other_tenant, api_
     forged = _post(api_client, {"id": ours.id, "hmac_key": their_key}, ping)
     assert_problem(forged, 401, "RUN_TASK_SIGNATURE_INVALID")
     assert theirs.tenant_id != ours.tenant_id
+
+
+@pytest.mark.xdist_group("celery-worker")
+def test_a_real_worker_answers_the_callback(api_client, integration, celery_worker):
+    """End to end: the receiver answers, a real Celery worker (its own process) evaluates and
+    PATCHes the fake HCP server."""
+    import time
+
+    with FakeHcp(fixture_json("terraform", "plan.json"), token=_request_token()) as hcp:
+        response = _post(api_client, integration, _request(hcp))
+        assert response.status_code == 200, response.content
+        deadline = time.monotonic() + 120
+        result = RunTaskResult.objects.filter(pk=response.json()["id"])
+        while result.filter(state__in=["queued", "running"]).exists():
+            assert time.monotonic() < deadline, celery_worker.log_path.read_text()[-3000:]
+            if celery_worker.poll() is not None:
+                raise AssertionError(celery_worker.log_path.read_text()[-3000:])
+            time.sleep(0.1)  # waiting for another process, not timing anything
+        assert hcp.callbacks, celery_worker.log_path.read_text()[-3000:]
+    assert hcp.callbacks[0]["data"]["attributes"]["status"] == "passed"
+    run = RunTaskResult.objects.get(pk=response.json()["id"])
+    assert run.state == "passed" and run.decision_id
