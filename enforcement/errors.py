@@ -43,7 +43,6 @@ class EnforcementErrorCode(StrEnum):
     ADMISSION_REVIEW_INVALID = "ADMISSION_REVIEW_INVALID"
     CLOUDEVENT_INVALID = "CLOUDEVENT_INVALID"
     ACTION_LEASE_LOST = "ACTION_LEASE_LOST"
-    ACTION_NOT_LEASABLE = "ACTION_NOT_LEASABLE"
     ACTION_RESOLVED = "ACTION_RESOLVED"
 
 
@@ -122,8 +121,6 @@ register_error_codes(
         "binary or batch HTTP mode) whose `data` holds the gate request fields.",
         EnforcementErrorCode.ACTION_LEASE_LOST: "Stop working on this action: another worker "
         "holds a newer lease; lease again to continue.",
-        EnforcementErrorCode.ACTION_NOT_LEASABLE: "Nothing to lease right now; poll again "
-        "later (the response is empty, not an error, when the queue is empty).",
         EnforcementErrorCode.ACTION_RESOLVED: "Nothing to do: the action is already completed, "
         "failed for good or cancelled.",
     },
