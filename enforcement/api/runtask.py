@@ -119,6 +119,29 @@ class RunTaskIntegrationListView(TenantScopedAPIView):
         return Response({**out, "hmac_key": hmac_key}, status=201)
 
 
+class RunTaskIntegrationDetailView(TenantScopedAPIView):
+    model = RunTaskIntegration
+    required_scopes = {"GET": scopes.INTEGRATIONS_READ, "DELETE": scopes.INTEGRATIONS_WRITE}
+    bound_keys = {
+        "GET": Confine(project="project", environment="environment"),
+        "DELETE": Confine(project="project", environment="environment"),
+    }
+    serializer_class = RunTaskIntegrationSerializer
+
+    @extend_schema(operation_id="run_task_integrations_retrieve")
+    def get(self, request, id):
+        return Response(RunTaskIntegrationSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="run_task_integrations_revoke",
+        responses={204: None},
+        description="Revoke the integration: requests signed with its key are refused (401).",
+    )
+    def delete(self, request, id):
+        run_tasks.run_task_integration_revoke(integration=self.get_object())
+        return Response(status=204)
+
+
 class RawBodyJSONParser(StrictJSONParser):
     """HCP Terraform sends `application/json`; the signature covers the raw bytes."""
 

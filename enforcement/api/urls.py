@@ -29,6 +29,11 @@ urlpatterns = [
         runtask.RunTaskIntegrationListView.as_view(),
         name="run-task-integration-list",
     ),
+    path(
+        "integrations/terraform/run-tasks/<str:id>",
+        runtask.RunTaskIntegrationDetailView.as_view(),
+        name="run-task-integration-detail",
+    ),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),

@@ -58,6 +58,21 @@ def run_task_integration_create(*, tenant, name: str, project, environment: str)
     return row, key
 
 
+def run_task_integration_revoke(*, integration: RunTaskIntegration) -> RunTaskIntegration:
+    """Stop accepting requests signed with this integration's key (idempotent)."""
+    with transaction.atomic():
+        row = RunTaskIntegration.objects.select_for_update().get(pk=integration.pk)
+        if row.revoked_at is None:
+            row.revoked_at = db_now()
+            row.save(update_fields=["revoked_at"])
+            ledger_append_control(
+                tenant_id=row.tenant_id,
+                kind="run_task.integration_revoked",
+                payload={"integration": row.id},
+            )
+    return row
+
+
 def _hmac_key(row: RunTaskIntegration) -> bytes:
     return (
         vault.keyring()

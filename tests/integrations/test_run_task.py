@@ -322,3 +322,23 @@ def test_a_real_worker_answers_the_callback(api_client, integration, celery_work
     assert hcp.callbacks[0]["data"]["attributes"]["status"] == "passed"
     run = RunTaskResult.objects.get(pk=response.json()["id"])
     assert run.state == "passed" and run.decision_id
+
+
+def test_a_revoked_integration_is_refused(api_client, client_a, integration):
+    ping = fixture_json("terraform", "run_task_verification.json")
+    assert _post(api_client, integration, ping).status_code == 200
+    detail = f"{CREATE}/{integration['id']}"
+    assert client_a.get(detail).json()["revoked_at"] is None
+    assert client_a.delete(detail).status_code == 204
+    assert client_a.delete(detail).status_code == 204  # idempotent
+    assert client_a.get(detail).json()["revoked_at"]
+    assert_problem(_post(api_client, integration, ping), 401, "RUN_TASK_SIGNATURE_INVALID")
+
+
+def test_another_tenant_cannot_read_or_revoke_our_integration(tenant, client_a, client_b):
+    row = _integration(tenant)
+    for call in (client_b.get, client_b.delete):
+        assert_problem(call(f"{CREATE}/{row.pk}"), 404, "NOT_FOUND")
+    row.refresh_from_db()
+    assert row.revoked_at is None
+    assert client_a.get(f"{CREATE}/{row.pk}").status_code == 200
