@@ -310,6 +310,15 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 LEDGER_EXPORT_MAX_ENTRIES = env.int("LEDGER_EXPORT_MAX_ENTRIES", default=1_000_000)
 # Policy simulations run in a worker and replay at most this many decisions per job.
 SIMULATION_MAX_DECISIONS = env.int("SIMULATION_MAX_DECISIONS", default=50_000)
+# HCP Terraform run tasks: the hosts Tollgate fetches plans from and answers callbacks to (a
+# signed request naming another host is refused), and how it retries them.
+RUN_TASK_ALLOWED_HOSTS = env.list("RUN_TASK_ALLOWED_HOSTS", default=["app.terraform.io"])
+RUN_TASK_RETRY_BACKOFF_S = env.float("RUN_TASK_RETRY_BACKOFF_S", default=2.0)
+RUN_TASK_MAX_ATTEMPTS = env.int("RUN_TASK_MAX_ATTEMPTS", default=6)
+RUN_TASK_HTTP_TIMEOUT_S = env.float("RUN_TASK_HTTP_TIMEOUT_S", default=30.0)
+# Actions: how long a worker's lease lasts, and the retry backoff (doubles per attempt).
+ACTION_LEASE_SECONDS = env.int("ACTION_LEASE_SECONDS", default=60)
+ACTION_RETRY_BACKOFF_S = env.int("ACTION_RETRY_BACKOFF_S", default=30)
 # PostgreSQL: the gate reads-and-locks and writes through two SQL functions (migration
 # enforcement 0004) instead of ~14 ORM statements. Off only to exercise the portable path.
 GATE_SQL_FUNCTIONS = env.bool("GATE_SQL_FUNCTIONS", default=True)

@@ -35,6 +35,14 @@ class EnforcementErrorCode(StrEnum):
     TOKEN_INVALID = "TOKEN_INVALID"  # noqa: S105 - an error code, not a secret
     TOKEN_ALREADY_CONSUMED = "TOKEN_ALREADY_CONSUMED"  # noqa: S105 - an error code
     SIGNING_KEY_UNAVAILABLE = "SIGNING_KEY_UNAVAILABLE"
+    INFRACOST_INVALID = "INFRACOST_INVALID"
+    PLAN_CHANGED = "PLAN_CHANGED"
+    RUN_TASK_SIGNATURE_INVALID = "RUN_TASK_SIGNATURE_INVALID"
+    RUN_TASK_PAYLOAD_INVALID = "RUN_TASK_PAYLOAD_INVALID"
+    ADMISSION_REVIEW_INVALID = "ADMISSION_REVIEW_INVALID"
+    CLOUDEVENT_INVALID = "CLOUDEVENT_INVALID"
+    ACTION_LEASE_LOST = "ACTION_LEASE_LOST"
+    ACTION_RESOLVED = "ACTION_RESOLVED"
 
 
 register_error_codes(
@@ -96,5 +104,21 @@ register_error_codes(
         "approval), or replay the original Idempotency-Key.",
         EnforcementErrorCode.SIGNING_KEY_UNAVAILABLE: "Operators: check "
         "SIGNING_KEY_ENCRYPTION_KEY, or rotate with `manage.py rotate_signing_key`.",
+        EnforcementErrorCode.INFRACOST_INVALID: "Send the unmodified output of `infracost "
+        "breakdown --format json` (USD), or monthly_delta_usd instead of `infracost`.",
+        EnforcementErrorCode.PLAN_CHANGED: "The plan changed since it was gated: gate the new "
+        "plan with a new run_id/stage (or drop expected_fingerprint on purpose).",
+        EnforcementErrorCode.RUN_TASK_SIGNATURE_INVALID: "Set the run task's HMAC key in HCP "
+        "Terraform to the `hmac_key` Tollgate returned when the integration was created.",
+        EnforcementErrorCode.RUN_TASK_PAYLOAD_INVALID: "Point an HCP Terraform run task (API "
+        "version 1) at this URL; the body must be its run-task request.",
+        EnforcementErrorCode.ADMISSION_REVIEW_INVALID: "Register the endpoint as a validating "
+        'webhook with admissionReviewVersions ["v1"] (deploy/k8s/validating-webhook.yaml).',
+        EnforcementErrorCode.CLOUDEVENT_INVALID: "Send a CloudEvents 1.0 event (structured, "
+        "binary or batch HTTP mode) whose `data` holds the gate request fields.",
+        EnforcementErrorCode.ACTION_LEASE_LOST: "Stop working on this action: another worker "
+        "holds a newer lease; lease again to continue.",
+        EnforcementErrorCode.ACTION_RESOLVED: "Nothing to do: the action is already completed, "
+        "failed for good or cancelled.",
     },
 )

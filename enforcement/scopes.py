@@ -21,3 +21,11 @@ APPROVALS_READ = register_scope(
 APPROVALS_WRITE = register_scope(
     "approvals:write", "Approve or deny approval requests (the key must be bound to a user)."
 )
+INTEGRATIONS_READ = register_scope("integrations:read", "List HCP Terraform run-task integrations.")
+INTEGRATIONS_WRITE = register_scope(
+    "integrations:write", "Create HCP Terraform run-task integrations (returns their HMAC key)."
+)
+ACTIONS_READ = register_scope("actions:read", "List and read actions.")
+ACTIONS_WRITE = register_scope(
+    "actions:write", "Request actions, lease them as a worker, complete, fail or cancel them."
+)

@@ -61,3 +61,11 @@ def policy_simulate_task(job_id: str) -> bool:
     from enforcement.services.simulation_jobs import simulation_job_run
 
     return simulation_job_run(job_id=job_id)
+
+
+@shared_task(name="enforcement.run_task_evaluate_task")
+def run_task_evaluate_task(result_id: str) -> str | None:
+    """Evaluate one HCP Terraform run-task request and PATCH its callback (claimed once)."""
+    from enforcement.services.run_tasks import run_task_evaluate
+
+    return run_task_evaluate(result_id=result_id)

@@ -79,7 +79,7 @@ def pytest_collection_modifyitems(config, items):
             )
 
 
-# The gate's two stores (docs/decisions/0112-one-gate-algorithm-two-stores.md): PostgreSQL's SQL
+# The gate's two stores (docs/decisions/0012-one-gate-algorithm-two-stores.md): PostgreSQL's SQL
 # functions (production) and the ORM (the SQLite demo). Every gate, concurrency, fault and
 # state-machine test module is marked ``both_stores`` and runs on each.
 GATE_STORES = ("sql", "orm")

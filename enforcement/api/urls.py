@@ -1,12 +1,39 @@
 from django.urls import path
 
+from enforcement.api import actions as action_views
+from enforcement.api import admission, cloudevents, policies, runtask, terraform, views
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
-from enforcement.api import policies, views
 from enforcement.api import reconciliation as reconciliation_views
 
 urlpatterns = [
     path("gate/decisions", views.GateDecisionView.as_view(), name="gate-decisions"),
+    path(
+        "gate/terraform/preflight",
+        terraform.TerraformPreflightView.as_view(),
+        name="gate-terraform-preflight",
+    ),
+    path(
+        "gate/k8s/admission",
+        admission.KubernetesAdmissionView.as_view(),
+        name="gate-k8s-admission",
+    ),
+    path("gate/cloudevents", cloudevents.CloudEventsView.as_view(), name="gate-cloudevents"),
+    path(
+        "gate/terraform/run-task",
+        runtask.RunTaskReceiveView.as_view(),
+        name="gate-terraform-run-task",
+    ),
+    path(
+        "integrations/terraform/run-tasks",
+        runtask.RunTaskIntegrationListView.as_view(),
+        name="run-task-integration-list",
+    ),
+    path(
+        "integrations/terraform/run-tasks/<str:id>",
+        runtask.RunTaskIntegrationDetailView.as_view(),
+        name="run-task-integration-detail",
+    ),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),
@@ -85,4 +112,17 @@ urlpatterns += [
         approval_views.ApprovalTokenConsumeView.as_view(),
         name="approval-token-consume",
     ),
+]
+
+urlpatterns += [
+    path("actions", action_views.ActionListView.as_view(), name="action-list"),
+    path("actions/lease", action_views.ActionLeaseView.as_view(), name="action-lease"),
+    path("actions/<str:id>", action_views.ActionDetailView.as_view(), name="action-detail"),
+    path(
+        "actions/<str:id>/complete",
+        action_views.ActionCompleteView.as_view(),
+        name="action-complete",
+    ),
+    path("actions/<str:id>/fail", action_views.ActionFailView.as_view(), name="action-fail"),
+    path("actions/<str:id>/cancel", action_views.ActionCancelView.as_view(), name="action-cancel"),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import structlog
-from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -24,6 +23,7 @@ from controlplane.tenancy.selectors import project_get
 from enforcement import scopes
 from enforcement.api import serializers as s
 from enforcement.api.fastparse import gate_body_fast
+from enforcement.api.gatecall import gate_call, gate_request_from
 from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Budget, CreditGrant, Decision, Reservation
 from enforcement.models.decisions import OUTCOMES
@@ -31,7 +31,6 @@ from enforcement.selectors.budgets import budget_current_periods
 from enforcement.selectors.decisions import DecisionFilters, decision_list
 from enforcement.services import budgets as budget_services
 from enforcement.services import reservations as reservation_services
-from enforcement.services.gate import CannotDecide, GateRequest, gate_decide, gate_fail_answer
 from enforcement.services.policies import active_policy
 
 log = structlog.get_logger(__name__)
@@ -105,29 +104,11 @@ class GateDecisionView(TenantScopedAPIView):
             body = s.GateDecisionRequestSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
-        gate_request = GateRequest(
-            source=data["source"],
-            idempotency_key=_idempotency_key(request, request.data),
-            project=data.get("project"),
-            environment=data.get("environment"),
-            action=data.get("action", ""),
-            resource=dict(data.get("resource") or {}),
-            estimated_micros=data.get("estimated_cost_usd"),
-            monthly_micros=data.get("monthly_delta_usd"),
-            hourly_micros=data.get("hourly_delta_usd"),
-            labels=dict(data.get("labels") or {}),
-            requester=data.get("requester", ""),
-            ttl_seconds=data.get("ttl_seconds"),
-            approval_token=data.get("approval_token"),
+        gate_request = gate_request_from(
+            data, source=data["source"], idempotency_key=_idempotency_key(request, request.data)
         )
-        try:
-            result = gate_decide(tenant=self.tenant, api_key=request.auth, req=gate_request)
-        except (CannotDecide, DatabaseError) as exc:
-            result = gate_fail_answer(
-                tenant=self.tenant, req=gate_request, exc=exc, api_key=request.auth
-            )
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(result.response, status=code)
+        body, code = gate_call(tenant=self.tenant, api_key=request.auth, req=gate_request)
+        return Response(body, status=code)
 
 
 class DecisionListView(TenantScopedAPIView):

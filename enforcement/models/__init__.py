@@ -1,12 +1,15 @@
+from enforcement.models.actions import Action
 from enforcement.models.alerts import BudgetAlert
 from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
+from enforcement.models.integrations import RunTaskIntegration, RunTaskResult
 from enforcement.models.policies import Policy
 from enforcement.models.reconciliation import ReconciliationImport, ReconciliationLine
 from enforcement.models.simulations import SimulationJob
 
 __all__ = [
+    "Action",
     "ApprovalRequest",
     "ApprovalToken",
     "ApprovalVote",
@@ -20,6 +23,8 @@ __all__ = [
     "ReconciliationLine",
     "Reservation",
     "ReservationAllocation",
+    "RunTaskIntegration",
+    "RunTaskResult",
     "SigningKey",
     "SimulationJob",
     "SpendRollup",

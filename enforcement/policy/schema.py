@@ -134,7 +134,46 @@ POLICY_SCHEMA = {
                         "gpu_hour_usd": USD,
                         "hours_per_month": {"type": "integer", "minimum": 1, "maximum": 744},
                     },
-                }
+                },
+                "terraform": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "Monthly USD per resource a plan creates, by resource type "
+                    "(HCP Terraform run tasks cost a plan's resource_changes with it).",
+                    "properties": {
+                        "resource_monthly_usd": {
+                            "type": "object",
+                            "propertyNames": {"pattern": r"^[a-z0-9_]{1,128}$"},
+                            "additionalProperties": USD,
+                        }
+                    },
+                },
+            },
+        },
+        "kubernetes": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "The admission webhook: which project/environment a namespace "
+            "belongs to (objects may override with tollgate.io/project and "
+            "tollgate.io/environment annotations) and how many nodes a DaemonSet runs on.",
+            "properties": {
+                "namespaces": {
+                    "type": "object",
+                    "propertyNames": {"pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+                    "additionalProperties": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["project", "environment"],
+                        "properties": {
+                            "project": {"type": "string", "pattern": r"^[-a-zA-Z0-9_]{1,63}$"},
+                            "environment": {
+                                "type": "string",
+                                "pattern": r"^[A-Za-z0-9_.-]{1,63}$",
+                            },
+                        },
+                    },
+                },
+                "daemonset_node_count": {"type": "integer", "minimum": 1, "maximum": 100000},
             },
         },
     },

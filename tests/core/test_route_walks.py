@@ -19,6 +19,7 @@ credentials: ``OUT_OF_REACH`` says why for each, and a test proves an API key op
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -37,11 +38,13 @@ from controlplane.tenancy.api.views_base import (
 from controlplane.tenancy.models import ApiKey, Project
 from controlplane.tenancy.scopes import all_scopes
 from enforcement.models import (
+    Action,
     ApprovalRequest,
     Budget,
     BudgetAlert,
     Decision,
     Reservation,
+    RunTaskIntegration,
     SimulationJob,
 )
 from tests import factories
@@ -51,7 +54,14 @@ from tests.enforcement.helpers import gate_service
 pytestmark = pytest.mark.django_db
 
 
-ROUTES = api_routes()
+# /api/v1 routes a caller signs rather than authenticates with an API key: why, and the test
+# that proves an unsigned (or API-key) call is refused.
+SIGNED = {
+    "POST /api/v1/gate/terraform/run-task": "HCP Terraform signs the body with the run-task "
+    "integration's HMAC key (X-TFC-Task-Signature); the integration fixes the project and "
+    "environment (test_signed_routes_refuse_api_keys_and_unsigned_calls)",
+}
+ROUTES = [r for r in api_routes() if r.id not in SIGNED]
 
 
 def test_the_walk_sees_the_whole_api():
@@ -59,6 +69,17 @@ def test_the_walk_sees_the_whole_api():
     assert all(issubclass(r.view, TenantScopedAPIView) for r in ROUTES), [
         r.id for r in ROUTES if not issubclass(r.view, TenantScopedAPIView)
     ]
+    signed = {r.id: r.view for r in api_routes() if r.id in SIGNED}
+    assert set(signed) == set(SIGNED)
+    assert all(view.authentication_classes == [] and view.signed_by for view in signed.values())
+
+
+@pytest.mark.parametrize("route_id", sorted(SIGNED))
+def test_signed_routes_refuse_api_keys_and_unsigned_calls(world, route_id):
+    method, path = route_id.split(" ")
+    for client in (world["client"], APIClient()):
+        response = _call(client, method, path + "?integration=rti_x", {"payload_version": 1})
+        assert_problem(response, 401, "RUN_TASK_SIGNATURE_INVALID")
 
 
 def _client(plaintext: str) -> APIClient:
@@ -164,6 +185,19 @@ def world(tenant):
             created_at=now,
         )
 
+    from enforcement.services.actions import action_request
+    from enforcement.services.run_tasks import run_task_integration_create
+
+    def action(project, environment):
+        return action_request(
+            tenant=tenant, kind="notify", project=project, environment=environment
+        )[0]
+
+    def run_task(project, environment):
+        return run_task_integration_create(
+            tenant=tenant, name="hcp", project=project, environment=environment
+        )[0]
+
     return {
         "client": _client(plaintext),
         "key": key,
@@ -175,6 +209,14 @@ def world(tenant):
             ApiKey: keys,
             Project: {"in": [payments], "out": [search]},
             SimulationJob: {"in": [job(payments, "dev")], "out": [job(None, ""), job(search, "")]},
+            Action: {
+                "in": [action(payments, "dev")],
+                "out": [action(None, ""), action(payments, "prod"), action(search, "dev")],
+            },
+            RunTaskIntegration: {
+                "in": [run_task(payments, "dev")],
+                "out": [run_task(payments, "prod"), run_task(search, "dev")],
+            },
             BudgetAlert: {
                 side: [factories.make_budget_alert(budget) for budget in rows]
                 for side, rows in budgets.items()
@@ -187,6 +229,8 @@ BODIES = {
     "POST /api/v1/reservations/<str:id>/commit": {"actual_cost_usd": "1.00"},
     "POST /api/v1/reservations/<str:id>/extend": {"ttl_seconds": 60},
     "PATCH /api/v1/budgets/<str:id>": {"limit_usd": "5.00"},
+    "POST /api/v1/actions/<str:id>/complete": {"epoch": 1},
+    "POST /api/v1/actions/<str:id>/fail": {"epoch": 1},
 }
 
 
@@ -289,11 +333,72 @@ def _consume(client, project, environment):
     )
 
 
+def _preflight(client, project, environment):
+    return client.post(
+        "/api/v1/gate/terraform/preflight",
+        {
+            "run_id": uuid.uuid4().hex,
+            "project": project,
+            "environment": environment,
+            "monthly_delta_usd": "1.00",
+        },
+        format="json",
+    )
+
+
+def _cloudevent(client, project, environment):
+    event = {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "source": "/walk",
+        "type": "com.example.spend",
+        "data": {"project": project, "environment": environment, "estimated_cost_usd": "1.00"},
+    }
+    return client.generic(
+        "POST",
+        "/api/v1/gate/cloudevents",
+        json.dumps(event),
+        content_type="application/cloudevents+json",
+    )
+
+
+def _action(client, project, environment):
+    return client.post(
+        "/api/v1/actions",
+        {"kind": "notify", "project": project, "environment": environment},
+        format="json",
+    )
+
+
+def _run_task_integration(client, project, environment):
+    return client.post(
+        "/api/v1/integrations/terraform/run-tasks",
+        {"name": "hcp", "project": project, "environment": environment},
+        format="json",
+    )
+
+
 OTHER_SCOPES = [("search", "dev"), ("payments", "prod")]
 # name: (call, outside (project, environment) pairs, status, code, status inside). Where a field
 # is omitted the binding fills it in (gate, keys), so only explicit other values are outside.
 CHECKED_CASES = {
     "POST /api/v1/gate/decisions": (_gate, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/integrations/terraform/run-tasks": (
+        _run_task_integration,
+        OTHER_SCOPES,
+        403,
+        "KEY_SCOPE_MISMATCH",
+        201,
+    ),
+    "POST /api/v1/actions": (_action, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/gate/cloudevents": (_cloudevent, OTHER_SCOPES, 403, "KEY_SCOPE_MISMATCH", 201),
+    "POST /api/v1/gate/terraform/preflight": (
+        _preflight,
+        OTHER_SCOPES,
+        403,
+        "KEY_SCOPE_MISMATCH",
+        201,
+    ),
     "POST /api/v1/api-keys": (_key, OTHER_SCOPES, 403, "BINDING_ESCALATION", 201),
     "POST /api/v1/budgets": (
         _budget,
@@ -314,7 +419,7 @@ CHECKED_CASES = {
 
 def test_every_method_checked_in_its_view_has_a_case():
     checked = {r.id for r in ROUTES if isinstance(_rule(r), CheckedInView)}
-    assert checked == {*CHECKED_CASES, "POST /api/v1/policies/simulate"}
+    assert checked == {*CHECKED_CASES, *CHECKED_ELSEWHERE}
 
 
 @pytest.mark.parametrize("name", sorted(CHECKED_CASES))
@@ -324,6 +429,50 @@ def test_methods_checked_in_the_view_refuse_the_outside(world, name):
     for project, environment in outside:
         assert_problem(call(client, project, environment), status, code)
     assert call(client, "payments", "dev").status_code == inside
+
+
+# Checked in the view and proven by a test of its own (their refusals are not problem bodies).
+CHECKED_ELSEWHERE = {
+    "POST /api/v1/policies/simulate": "test_a_bound_keys_simulation_is_confined_to_its_binding",
+    "POST /api/v1/gate/k8s/admission": "test_a_bound_admission_key_is_refused_outside_in_the_review",
+}
+
+
+def test_a_bound_admission_key_is_refused_outside_in_the_review(world):
+    """The admission webhook answers every refusal inside an AdmissionReview (HTTP 200,
+    ``allowed: false``): the binding's refusal is status.code 403 KEY_SCOPE_MISMATCH."""
+    from tests.integrations.k8s import manifest, review
+
+    def admit(project, environment):
+        pod = manifest("pod.yaml")
+        pod["metadata"]["annotations"] = {
+            "tollgate.io/project": project,
+            "tollgate.io/environment": environment,
+        }
+        response = world["client"].post(
+            "/api/v1/gate/k8s/admission", review("CREATE", pod), format="json"
+        )
+        assert response.status_code == 200, response.content[:300]
+        return response.json()["response"]
+
+    for project, environment in OTHER_SCOPES:
+        answer = admit(project, environment)
+        assert answer["allowed"] is False and answer["status"]["code"] == 403
+        assert answer["auditAnnotations"]["code"] == "KEY_SCOPE_MISMATCH"
+    inside = admit("payments", "dev")
+    assert inside["allowed"] is True and inside["auditAnnotations"]["decision"].startswith("dec_")
+
+
+def test_a_bound_worker_leases_only_inside_its_binding(world):
+    """``POST /actions/lease`` is confined like a list: only actions inside the binding."""
+    rows = world["rows"][Action]
+    leased = []
+    while True:
+        response = world["client"].post("/api/v1/actions/lease", {"worker": "w"}, format="json")
+        if response.status_code == 204:
+            break
+        leased.append(response.json()["id"])
+    assert set(leased) == _ids(rows["in"])
 
 
 def test_a_bound_keys_simulation_is_confined_to_its_binding(

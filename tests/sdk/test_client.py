@@ -68,7 +68,7 @@ def test_bad_input_is_an_api_error_with_the_stable_code(client):
     with pytest.raises(tollgate.ApiError) as error:
         client.gate(project="no-such-project", environment="prod", estimated_cost_usd="1")
     assert 400 <= error.value.status < 500
-    assert error.value.code  # the problem+json code, e.g. PROJECT_NOT_FOUND
+    assert error.value.code == "UNKNOWN_PROJECT"
     with pytest.raises(ValueError):
         client.gate(project="payments", environment="prod", estimated_cost_usd=float("nan"))
 
