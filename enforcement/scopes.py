@@ -21,3 +21,6 @@ APPROVALS_READ = register_scope(
 APPROVALS_WRITE = register_scope(
     "approvals:write", "Approve or deny approval requests (the key must be bound to a user)."
 )
+LLM_WRITE = register_scope(
+    "llm:write", "Call LLMs through the gateway and reserve LLM calls (reserves money)."
+)

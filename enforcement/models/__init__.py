@@ -2,6 +2,7 @@ from enforcement.models.alerts import BudgetAlert
 from enforcement.models.approvals import ApprovalRequest, ApprovalToken, ApprovalVote, SigningKey
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
+from enforcement.models.llm import LlmCall
 from enforcement.models.policies import Policy
 from enforcement.models.reconciliation import ReconciliationImport, ReconciliationLine
 from enforcement.models.simulations import SimulationJob
@@ -15,6 +16,7 @@ __all__ = [
     "BudgetPeriod",
     "CreditGrant",
     "Decision",
+    "LlmCall",
     "Policy",
     "ReconciliationImport",
     "ReconciliationLine",
