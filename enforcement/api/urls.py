@@ -2,11 +2,14 @@ from django.urls import path
 
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
+from enforcement.api import llm as llm_views
 from enforcement.api import policies, views
 from enforcement.api import reconciliation as reconciliation_views
 
 urlpatterns = [
     path("gate/decisions", views.GateDecisionView.as_view(), name="gate-decisions"),
+    path("llm/reservations", llm_views.LlmReservationView.as_view(), name="llm-reservations"),
+    path("prices/<path:model>", llm_views.PriceDetailView.as_view(), name="price-detail"),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),

@@ -233,3 +233,33 @@ def frozen_of(reservation: Reservation) -> tuple[str, dict] | None:
     if resource.get("type") != RESOURCE_TYPE or not isinstance(resource.get("attributes"), dict):
         return None
     return resource.get("id", ""), resource["attributes"]
+
+
+def llm_commit_reservation(*, reservation: Reservation, usage, api_key=None) -> Reservation:
+    """``POST /reservations/{id}/commit`` without ``actual_cost_usd``: price ``usage`` with the
+    prices this LLM reservation froze (400 for any other reservation or a missing usage)."""
+    frozen = frozen_of(reservation)
+    if frozen is None:
+        raise TollgateError(
+            "VALIDATION_FAILED",
+            "actual_cost_usd is required (only LLM reservations are priced from usage).",
+            errors=[{"field": "actual_cost_usd", "message": "Required.", "code": "required"}],
+        )
+    if not isinstance(usage, dict) or not usage:
+        raise TollgateError(
+            EnforcementErrorCode.LLM_USAGE_INVALID,
+            "Send the provider's `usage` object (or `actual_cost_usd`).",
+            errors=[{"field": "usage", "message": "Required.", "code": "required"}],
+        )
+    model, attributes = frozen
+    labels = (reservation.decision.request or {}).get("labels") or {}
+    call = llm_commit(
+        reservation_id=reservation.pk,
+        frozen=attributes,
+        usage=usage,
+        surface=LlmCall.Surface.API,
+        model=model,
+        api_key=api_key,
+        end_user=labels.get("end_user", ""),
+    )
+    return call.reservation
