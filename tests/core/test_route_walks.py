@@ -468,3 +468,15 @@ def test_a_scim_token_opens_nothing_but_scim(tenant):
     assert scim.get("/scim/v2/Users").status_code == 200
     assert_problem(scim.get("/api/v1/tenant"), 401)
     assert_problem(scim.get("/api/v1/decisions"), 401)
+
+
+def test_the_llm_proxy_routes_are_walked_in_the_providers_error_shape():
+    """The proxy (``/v1/...``) is served in front of Django, outside this URLconf, and answers
+    in the provider's error shape (docs/decisions/0118-llm-proxy-provider-error-shapes.md):
+    tests/llm/test_proxy_walks.py walks scope, binding, body depth and the error registry for
+    every one of its routes."""
+    from enforcement.llm.admission import ROUTES as PROXY_ROUTES
+    from tests.llm.test_proxy_walks import BODIES as WALKED
+
+    assert set(PROXY_ROUTES) == set(WALKED)
+    assert not any(route.lstrip("/") == p for p in PROXY_ROUTES for route, _ in url_patterns())
