@@ -87,6 +87,15 @@ def check_rates(*, tenant_id: str, key_id: str | None, end_user: str, tokens: in
     for kind, cost, limits in checks:
         if not limits:
             continue
+        smallest = min(limits, key=lambda limit: limit.burst)
+        if cost > smallest.burst:
+            # No wait would let this call through: it alone is above the per-minute limit.
+            raise TollgateError(
+                EnforcementErrorCode.LLM_REQUEST_TOO_LARGE,
+                f"This call needs {cost} tokens, more than the {smallest.burst} tokens per "
+                f"minute allowed for this {smallest.key.split(':')[2]}.",
+                status=413,
+            )
         try:
             decision = limiter().check(limits, cost=cost)
         except redis.RedisError as exc:

@@ -150,6 +150,14 @@ class ProxyCall:
             status, payload, headers = from_tollgate_error(self.route.format, exc)
             await _send(self.send, status, payload, headers)
             return
+        except Exception:
+            # A bug: nothing was reserved (admission is one transaction); say so in the
+            # provider's shape rather than dropping the connection.
+            log.exception("llm_admission_failed", path=self.route.path)
+            await _send_error(
+                self.send, self.route, 500, "INTERNAL_ERROR", "Internal error; nothing was sent."
+            )
+            return
         watcher = asyncio.ensure_future(self._watch_disconnect())
         try:
             await self._forward()
