@@ -41,7 +41,6 @@ class EnforcementErrorCode(StrEnum):
     LLM_MODEL_UNKNOWN = "LLM_MODEL_UNKNOWN"
     LLM_PRICE_CATALOG_EMPTY = "LLM_PRICE_CATALOG_EMPTY"
     LLM_NO_CREDENTIAL = "LLM_NO_CREDENTIAL"
-    LLM_UPSTREAM_FORBIDDEN = "LLM_UPSTREAM_FORBIDDEN"
     LLM_UPSTREAM_UNAVAILABLE = "LLM_UPSTREAM_UNAVAILABLE"
     LLM_REQUEST_TOO_LARGE = "LLM_REQUEST_TOO_LARGE"
     LLM_REQUEST_INVALID = "LLM_REQUEST_INVALID"
@@ -120,8 +119,6 @@ register_error_codes(
         "with `manage.py import_prices` or set PRICE_CATALOG_SOURCE.",
         EnforcementErrorCode.LLM_NO_CREDENTIAL: "Add your own key for the provider (POST "
         "/api/v1/byok/credentials) or ask an operator to allow the platform key for it.",
-        EnforcementErrorCode.LLM_UPSTREAM_FORBIDDEN: "Use a public base URL, or ask an operator "
-        "to add the host to LLM_EGRESS_ALLOWED_HOSTS.",
         EnforcementErrorCode.LLM_UPSTREAM_UNAVAILABLE: "Retry with the same Idempotency-Key; "
         "nothing was charged beyond what the provider reported.",
         EnforcementErrorCode.LLM_REQUEST_TOO_LARGE: "Send a smaller prompt or `max_tokens` "

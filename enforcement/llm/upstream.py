@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from byok.egress import check_base_url
 from byok.models import ProviderCredential, TenantByokSettings
 from byok.providers.registry import UnknownProvider, get_adapter
 from byok.services import base_url_for, resolve_credential
 from byok.vault import open_secret
 from controlplane.core.errors import TollgateError
 from enforcement.errors import EnforcementErrorCode
-from enforcement.llm.egress import check_base_url
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Which upstream base URLs the gateway may call: public addresses only, unless allowed.
+"""Which upstream base URLs a BYOK credential may name (probes and the LLM gateway call them): public addresses only, unless allowed.
 
 A tenant can point its credential at its own OpenAI-compatible server (vLLM, Azure OpenAI);
 without this check that would let it make Tollgate call the metadata service or an internal
@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from byok.errors import ByokErrorCode
 from controlplane.core.errors import TollgateError
-from enforcement.errors import EnforcementErrorCode
 
 
 def _refuse(url: str, why: str) -> TollgateError:
     return TollgateError(
-        EnforcementErrorCode.LLM_UPSTREAM_FORBIDDEN,
+        ByokErrorCode.BYOK_BASE_URL_FORBIDDEN,
         f"The upstream base URL {url!r} is not allowed: {why}.",
         status=424,
     )
