@@ -101,6 +101,12 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--conc", default="1,8,32")
     parser.add_argument("--modes", default="nonstream,stream")
+    parser.add_argument(
+        "--quiet-max-wait",
+        type=float,
+        default=45.0,
+        help="seconds the peer bench waits for an idle machine before each level",
+    )
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--log-level", default="warning")
@@ -185,7 +191,16 @@ def main(argv=None) -> int:
     if not (args.work / "toolvenv" / "bin" / "python").exists():
         run_peer(args, "setup")
     if not args.skip_litellm:
-        run_peer(args, "litellm", str(args.peer_bench / "config.yaml"), "1", "litellm-w1")
+        run_peer(
+            args,
+            "litellm",
+            str(args.peer_bench / "config.yaml"),
+            "1",
+            "litellm-w1",
+            "--",
+            "--quiet-max-wait",
+            str(args.quiet_max_wait),
+        )
 
     gatebench.recreate_database(args.db_name)
     with tempfile.TemporaryDirectory() as metrics_dir:
@@ -207,6 +222,9 @@ def main(argv=None) -> int:
                 args,
                 "external",
                 "tollgate-w1",
+                "--",
+                "--quiet-max-wait",
+                str(args.quiet_max_wait),
                 env={
                     **peer_env(args),
                     "PROXY_URL": f"http://127.0.0.1:{port}/v1",

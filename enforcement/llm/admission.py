@@ -134,6 +134,25 @@ def _end_user(route: Route, data: dict, headers: dict[str, str]) -> str:
     return user[:256]
 
 
+def _idempotency_key(headers: dict[str, str]) -> str:
+    """The caller's ``Idempotency-Key`` (a retry is the same call), else a fresh one."""
+    key = headers.get("idempotency-key")
+    if key is None:
+        return f"llm:{uuid.uuid4().hex}"
+    if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
+        raise TollgateError(
+            "VALIDATION_FAILED",
+            "The Idempotency-Key header must be 1..255 printable ASCII characters.",
+            errors=[{"field": "Idempotency-Key", "message": "Invalid.", "code": "invalid"}],
+        )
+    if key.startswith("approval:"):
+        raise TollgateError(
+            EnforcementErrorCode.IDEMPOTENCY_KEY_RESERVED,
+            "Idempotency keys starting with 'approval:' are reserved.",
+        )
+    return key
+
+
 def _caps(data: dict) -> None:
     cap = settings.LLM_MAX_PROMPT_BYTES
     if cap and estimate.prompt_bytes(data) > cap:
@@ -218,7 +237,7 @@ def admit(*, route: Route, headers: dict[str, str], body: bytes, client: str) ->
             model=model,
             input_tokens=input_tokens,
             max_output_tokens=output_tokens,
-            idempotency_key=headers.get("idempotency-key") or f"llm:{uuid.uuid4().hex}",
+            idempotency_key=_idempotency_key(headers),
             action=route.action,
             project=headers.get("tollgate-project") or None,
             environment=headers.get("tollgate-environment") or None,
@@ -266,6 +285,19 @@ def admit(*, route: Route, headers: dict[str, str], body: bytes, client: str) ->
 
 def _refuse_unless_allowed(reserved: Reserved) -> None:
     body = reserved.response
+    reservation = body.get("reservation")
+    if not reserved.created and reservation and reservation.get("state") != "pending":
+        # A replay of a call that was already sent: sending it again would spend unreserved.
+        raise TollgateError(
+            EnforcementErrorCode.RESERVATION_RESOLVED,
+            f"The call of this Idempotency-Key was already sent (its reservation is "
+            f"{reservation.get('state')}); use a new Idempotency-Key for a new call.",
+            status=409,
+            extra={"decision_id": body["decision_id"], "reservation_id": reservation.get("id")},
+        )
+    approved = (body.get("approval") or {}).get("status") == "approved"
+    if body["outcome"] == "REQUIRE_APPROVAL" and approved and reservation:
+        return  # the same call again, now approved: its hold is still pending
     if body["outcome"] == "DENY":
         raise TollgateError(
             EnforcementErrorCode.BUDGET_EXCEEDED,

@@ -199,7 +199,12 @@ class ProxyCall:
 
     def _upstream_request(self) -> httpx.Request:
         a = self.admitted
-        headers = {"content-type": "application/json", "accept": self.headers.get("accept", "*/*")}
+        headers = {
+            "content-type": "application/json",
+            "accept": self.headers.get("accept", "*/*"),
+            # Streams are passed through as raw bytes: ask for them uncompressed.
+            "accept-encoding": "identity",
+        }
         for name in _FORWARD_REQUEST_HEADERS:
             if name in self.headers:
                 headers[name] = self.headers[name]
@@ -247,7 +252,18 @@ class ProxyCall:
         return out
 
     async def _forward_whole(self, response: httpx.Response) -> None:
-        body = await response.aread()
+        try:
+            body = await response.aread()
+        except httpx.HTTPError as exc:
+            await self._commit(None, "upstream_cut", response.status_code)
+            await _send_error(
+                self.send,
+                self.route,
+                502,
+                EnforcementErrorCode.LLM_UPSTREAM_UNAVAILABLE,
+                f"The provider's answer was cut ({type(exc).__name__}).",
+            )
+            return
         usage = None
         if response.status_code < 400:
             try:

@@ -190,3 +190,42 @@ def test_an_upstream_error_is_passed_through_and_commits_nothing(proxy, llm_tena
     call = _only_call()
     assert call.cost_micros == 0 and not call.estimated and call.upstream_status == 529
     assert _period(llm_tenant).reserved_micros == 0
+
+
+def test_a_replayed_idempotency_key_is_not_sent_twice(proxy, llm_tenant, fake_upstream):
+    client = _openai(proxy, llm_tenant, default_headers={"Idempotency-Key": "agent-1-turn-1"})
+    client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "x"}], max_tokens=5
+    )
+    with pytest.raises(openai.ConflictError) as caught:
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}], max_tokens=5
+        )
+    assert caught.value.body["code"] == "RESERVATION_RESOLVED"
+    assert len(fake_upstream.requests) == 1 and LlmCall.objects.count() == 1
+
+
+def test_require_approval_is_402_with_the_approval_url_then_the_approved_call_goes(
+    proxy, llm_tenant, fake_upstream
+):
+    from enforcement.models import ApprovalRequest
+    from enforcement.services.approvals import approval_vote
+    from tests import factories
+
+    factories.require_approval_above(llm_tenant, "0.001")
+    client = _openai(proxy, llm_tenant, default_headers={"Idempotency-Key": "needs-approval"})
+    kwargs = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "max_tokens": 500}
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(**kwargs)
+    assert caught.value.status_code == 402
+    assert caught.value.body["code"] == "APPROVAL_REQUIRED"
+    assert caught.value.body["approval_url"]
+    assert fake_upstream.requests == []
+    approval = ApprovalRequest.objects.get()
+    owner = factories.make_member(llm_tenant, "olga", "owner")
+    approval_vote(
+        approval_id=approval.pk, tenant_id=llm_tenant.pk, user=owner, vote="approve", comment="ok"
+    )
+    client.chat.completions.create(**kwargs)
+    assert len(fake_upstream.requests) == 1
+    assert _only_call().reservation.state == Reservation.State.COMMITTED
