@@ -248,7 +248,7 @@ def _proxied(results: dict, warmup: int) -> int:
     total = 0
     for row in results["results"]:
         proxy = row["proxy"]
-        total += int(proxy.get("n") or proxy.get("count") or 0) + warmup
+        total += int(proxy.get("n_ok", 0)) + int(proxy.get("n_err", 0)) + warmup
     return total
 
 

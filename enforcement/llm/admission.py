@@ -277,7 +277,10 @@ def admit(*, route: Route, headers: dict[str, str], body: bytes, client: str) ->
             end_user=end_user,
         )
     except TollgateError as exc:
-        limits.note_denial(reason=str(exc.code), tenant_id=tenant_id, key_id=key_id, client=client)
+        if exc.status_code < 500:  # refusals the caller caused; an outage is not abuse
+            limits.note_denial(
+                reason=str(exc.code), tenant_id=tenant_id, key_id=key_id, client=client
+            )
         raise
     finally:
         close_old_connections()
