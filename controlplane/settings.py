@@ -504,6 +504,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PolicyStateEnum": "enforcement.models.policies.Policy.State",
         "ReservationStateEnum": "enforcement.models.decisions.Reservation.State",
+        "LlmUsageFormatEnum": "enforcement.api.llm.USAGE_FORMATS",
     },
 }
 

@@ -21,12 +21,17 @@ from enforcement.llm import estimate
 from enforcement.llm.gateway import CallSpec, catalog_price, llm_reserve, output_bound
 from enforcement.services.gate import CannotDecide
 
+USAGE_FORMATS = ["openai", "anthropic"]
 PUSD_FIELDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
 
 
 class LlmReservationRequestSerializer(StrictSerializer):
     model = serializers.CharField(max_length=200)
-    format = serializers.ChoiceField(choices=["openai", "anthropic"], default="openai")
+    format = serializers.ChoiceField(
+        choices=USAGE_FORMATS,
+        default="openai",
+        help_text="Whose `usage` object the commit will carry (cache semantics differ).",
+    )
     input_tokens = serializers.IntegerField(min_value=0, max_value=10_000_000, required=False)
     messages = serializers.ListField(
         child=serializers.JSONField(), required=False, max_length=10_000
