@@ -392,6 +392,13 @@ LLM_UPSTREAM_MAX_CONNECTIONS = env.int("LLM_UPSTREAM_MAX_CONNECTIONS", default=2
 # A resolved upstream (credential decrypted) is reused this long per tenant and provider.
 LLM_UPSTREAM_CACHE_SECONDS = env.float("LLM_UPSTREAM_CACHE_SECONDS", default=5.0)
 LLM_RESERVATION_TTL_SECONDS = env.int("LLM_RESERVATION_TTL_SECONDS", default=900)
+# A proxy call still pending this long after its reservation (longer than the upstream read
+# timeout, shorter than the TTL) lost its proxy: it is committed as estimated, never released.
+LLM_ABANDONED_AFTER_SECONDS = env.int("LLM_ABANDONED_AFTER_SECONDS", default=720)
+CELERY_BEAT_SCHEDULE["llm-commit-abandoned"] = {
+    "task": "enforcement.llm_commit_abandoned_task",
+    "schedule": env.float("LLM_ABANDONED_SWEEP_SECONDS", default=60.0),
+}
 # Per-minute limits (0: none) per API key, per end user and per tenant, in Redis.
 LLM_REQUESTS_PER_MINUTE_KEY = env.int("LLM_REQUESTS_PER_MINUTE_KEY", default=0)
 LLM_REQUESTS_PER_MINUTE_USER = env.int("LLM_REQUESTS_PER_MINUTE_USER", default=0)

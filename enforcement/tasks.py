@@ -61,3 +61,13 @@ def policy_simulate_task(job_id: str) -> bool:
     from enforcement.services.simulation_jobs import simulation_job_run
 
     return simulation_job_run(job_id=job_id)
+
+
+@shared_task(name="enforcement.llm_commit_abandoned_task")
+def llm_commit_abandoned_task() -> int:
+    """Commit, as estimated, proxy calls whose proxy died before committing them."""
+    from django.conf import settings
+
+    from enforcement.llm.gateway import llm_commit_abandoned
+
+    return llm_commit_abandoned(older_than_seconds=settings.LLM_ABANDONED_AFTER_SECONDS)

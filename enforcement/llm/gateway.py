@@ -263,3 +263,54 @@ def llm_commit_reservation(*, reservation: Reservation, usage, api_key=None) -> 
         end_user=labels.get("end_user", ""),
     )
     return call.reservation
+
+
+PROXY_ACTIONS = ("llm.chat", "llm.embeddings", "llm.messages")
+
+
+def llm_commit_abandoned(*, older_than_seconds: int, batch: int = 100) -> int:
+    """Commit proxy reservations whose proxy never committed them (its process died mid-call)
+    as estimated, before the expiry sweep would release them: the provider may have charged.
+
+    Only the proxy's own calls (``PROXY_ACTIONS``); a reservation made through
+    ``/api/v1/llm/reservations`` is its caller's to commit. Safe on any number of workers: a
+    reservation committed meanwhile is skipped (``reservation_commit`` refuses a resolved one).
+    """
+    from datetime import timedelta
+
+    from controlplane.core.clock import db_now
+
+    cutoff = db_now() - timedelta(seconds=older_than_seconds)
+    stale = list(
+        Reservation.objects.filter(
+            state=Reservation.State.PENDING,
+            created_at__lte=cutoff,
+            decision__source="llm",
+            decision__request__action__in=PROXY_ACTIONS,
+        )
+        .select_related("decision")
+        .order_by("created_at")[:batch]
+    )
+    done = 0
+    for reservation in stale:
+        frozen = frozen_of(reservation)
+        if frozen is None:
+            continue
+        model, attributes = frozen
+        try:
+            llm_commit(
+                reservation_id=reservation.pk,
+                frozen=attributes,
+                usage=None,
+                surface=LlmCall.Surface.PROXY,
+                model=model,
+                end_user=((reservation.decision.request or {}).get("labels") or {}).get(
+                    "end_user", ""
+                ),
+                estimate_reason="proxy_lost",
+                reserved_micros=reservation.amount_micros,
+            )
+            done += 1
+        except TollgateError:
+            continue  # resolved meanwhile (the proxy committed it after all)
+    return done

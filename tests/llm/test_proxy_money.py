@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
+import pytest
 
 from controlplane.core.money import parse_usd
 from enforcement.models import BudgetPeriod, LlmCall, Reservation
@@ -90,3 +91,39 @@ def test_a_client_that_disconnects_mid_stream_commits_the_whole_reservation(
     assert call.estimated and call.needs_reconciliation
     assert call.estimate_reason == "client_disconnected"
     assert reservation.usage["needs_reconciliation"] is True
+
+
+@pytest.mark.django_db
+def test_a_proxy_call_whose_proxy_died_is_committed_as_estimated_not_released(llm_tenant):
+    from enforcement.llm.gateway import (
+        CallSpec,
+        catalog_price,
+        llm_commit_abandoned,
+        llm_reserve,
+    )
+    from enforcement.tasks import llm_commit_abandoned_task
+
+    price = catalog_price("gpt-4o")
+
+    def reserve(action, key):
+        spec = CallSpec(
+            format="openai",
+            model="gpt-4o",
+            input_tokens=100,
+            max_output_tokens=100,
+            idempotency_key=key,
+            action=action,
+        )
+        return llm_reserve(tenant=llm_tenant, api_key=llm_tenant.key, spec=spec, price=price)
+
+    lost = reserve("llm.chat", "lost-proxy-call")
+    own = reserve("llm.reservation", "callers-own")  # the API caller commits its own
+    assert llm_commit_abandoned(older_than_seconds=3600) == 0  # not stale yet
+    assert llm_commit_abandoned(older_than_seconds=0) == 1
+    reservation = Reservation.objects.get(pk=lost.reservation_id)
+    assert reservation.state == Reservation.State.COMMITTED
+    assert reservation.reported_micros == reservation.amount_micros
+    call = LlmCall.objects.get(reservation=reservation)
+    assert call.estimated and call.estimate_reason == "proxy_lost"
+    assert Reservation.objects.get(pk=own.reservation_id).state == Reservation.State.PENDING
+    assert llm_commit_abandoned_task() == 0  # the beat task; nothing older than the setting
