@@ -8,12 +8,16 @@ from billing.models import (
     DunningAttempt,
     DunningCampaign,
     Invoice,
+    ModelPrice,
     PaymentEvent,
     Plan,
+    PriceCatalog,
+    PriceCatalogFetch,
     Subscription,
     TenantPlan,
 )
 from billing.services.plans import tenant_plan_set
+from billing.services.prices import price_catalog_refresh
 from billing.services.subscriptions import subscription_reactivate
 from controlplane.core.admin import UsdFieldsMixin, usd_display
 from controlplane.core.errors import TollgateError
@@ -119,3 +123,49 @@ class DunningCampaignAdmin(ReadOnly, admin.ModelAdmin):
     list_filter = ["state", "stage"]
     search_fields = ["id", "tenant__slug", "invoice__provider_invoice_id"]
     inlines = [DunningAttemptInline]
+
+
+@admin.register(PriceCatalog)
+class PriceCatalogAdmin(ReadOnly, admin.ModelAdmin):
+    """Catalog versions are immutable; "Refresh now" runs the scheduled refresh at once."""
+
+    list_display = ["version", "model_count", "source", "forced", "created_at", "sha256"]
+    actions = ["refresh_now"]
+
+    @admin.action(description="Refresh the price catalog now (PRICE_CATALOG_SOURCE)")
+    def refresh_now(self, request, queryset):
+        result = price_catalog_refresh()
+        level = messages.SUCCESS if result.outcome in ("imported", "unchanged") else messages.ERROR
+        self.message_user(request, f"{result.outcome}: {result.detail}", level)
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(ReadOnly, admin.ModelAdmin):
+    """Per-token prices in pico-dollars (1e-12 USD; the same number is micro-dollars per
+    million tokens)."""
+
+    list_display = [
+        "model",
+        "provider",
+        "mode",
+        "catalog",
+        "input_pusd",
+        "output_pusd",
+        "cache_read_pusd",
+        "cache_creation_pusd",
+        "max_output_tokens",
+    ]
+    list_filter = ["provider", "mode"]
+    search_fields = ["model"]
+    list_select_related = ["catalog"]
+
+    def get_queryset(self, request):
+        # Only the catalog in use: older versions stay for reservations that froze them.
+        latest = PriceCatalog.objects.order_by("-version").values("pk")[:1]
+        return super().get_queryset(request).filter(catalog__in=latest)
+
+
+@admin.register(PriceCatalogFetch)
+class PriceCatalogFetchAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["created_at", "outcome", "source", "attempts", "detail", "catalog"]
+    list_filter = ["outcome"]

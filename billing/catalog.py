@@ -32,6 +32,7 @@ BYOK = "byok"
 CREDIT_GRANTS = "credit_grants"
 INVOICE_RECONCILIATION = "invoice_reconciliation"
 FORECAST_ALERTS = "forecast_alerts"
+LLM_GATEWAY = "llm_gateway"
 
 ENTITLEMENTS: dict[str, Entitlement] = {
     e.key: e
@@ -54,6 +55,14 @@ ENTITLEMENTS: dict[str, Entitlement] = {
             "Invoice reconciliation",
             Maturity.BETA,
             "Match cloud bills (FOCUS CSV) and LLM provider usage to committed reservations.",
+        ),
+        Entitlement(
+            LLM_GATEWAY,
+            "LLM spend gateway",
+            Maturity.BETA,
+            "An OpenAI- and Anthropic-compatible proxy and LLM reservations: every call is "
+            "priced from the model catalog, reserved before it is sent and committed from its "
+            "usage.",
         ),
         Entitlement(
             FORECAST_ALERTS,
@@ -85,7 +94,7 @@ class PlanSpec:
 
 
 _GROWTH = (CREDIT_GRANTS, INVOICE_RECONCILIATION)
-_PRO = (*_GROWTH, BYOK)
+_PRO = (*_GROWTH, BYOK, LLM_GATEWAY)
 _ENTERPRISE = (*_PRO, FORECAST_ALERTS)
 
 PLANS: dict[str, PlanSpec] = {

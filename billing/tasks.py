@@ -32,3 +32,11 @@ def provider_subscription_cancel_task(subscription_id: str) -> str:
     from billing.services.subscriptions import subscription_cancel_at_provider
 
     return subscription_cancel_at_provider(subscription_id=subscription_id)
+
+
+@shared_task(name="billing.price_catalog_refresh_task")
+def price_catalog_refresh_task() -> str:
+    """Scheduled refresh of the model price catalog; a failure keeps the last good version."""
+    from billing.services.prices import price_catalog_refresh
+
+    return str(price_catalog_refresh().outcome)

@@ -15,11 +15,14 @@ class ByokErrorCode(StrEnum):
     BYOK_UNKNOWN_PROVIDER = "BYOK_UNKNOWN_PROVIDER"
     BYOK_QUOTA_EXCEEDED = "BYOK_QUOTA_EXCEEDED"
     BYOK_QUOTA_UNAVAILABLE = "BYOK_QUOTA_UNAVAILABLE"
+    BYOK_BASE_URL_FORBIDDEN = "BYOK_BASE_URL_FORBIDDEN"
 
 
 register_error_codes(
     ByokErrorCode,
     {
+        ByokErrorCode.BYOK_BASE_URL_FORBIDDEN: "Use a public https base URL, or ask an operator "
+        "to add the host to LLM_EGRESS_ALLOWED_HOSTS.",
         ByokErrorCode.BYOK_CREDENTIAL_INVALID: "Check the key with the provider and send a "
         "working one; nothing was stored.",
         ByokErrorCode.BYOK_PROVIDER_UNAVAILABLE: "Retry after `Retry-After`; the provider could "

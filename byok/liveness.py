@@ -47,6 +47,7 @@ class _Job:
     provider: str
     ciphertext: bytes
     kek_version: int
+    base_url: str = ""  # the credential's own upstream (checked when it was stored)
 
 
 def breaker_for(provider: str) -> CircuitBreaker:
@@ -73,7 +74,7 @@ def _probe_job(job: _Job, breaker: CircuitBreaker) -> ProbeResult | str:
         return DECRYPT_FAILED
     result = get_adapter(job.provider).probe(
         api_key,
-        base_url=base_url_for(job.provider),
+        base_url=job.base_url or base_url_for(job.provider),
         timeout=float(settings.BYOK_PROBE_TIMEOUT_SECONDS),
     )
     del api_key
@@ -93,11 +94,11 @@ def credentials_probe(*, concurrency: int | None = None) -> dict[str, int]:
             status__in=[CredentialStatus.REVOKED, CredentialStatus.UNVERIFIABLE]
         )
         .order_by("last_validated_at", "id")
-        .values_list("id", "tenant_id", "provider", "ciphertext", "kek_version")
+        .values_list("id", "tenant_id", "provider", "ciphertext", "kek_version", "base_url")
     )
     jobs = [
-        _Job(pk, tenant_id, provider, bytes(blob), kek)
-        for pk, tenant_id, provider, blob, kek in rows
+        _Job(pk, tenant_id, provider, bytes(blob), kek, base_url)
+        for pk, tenant_id, provider, blob, kek, base_url in rows
     ]
     breakers = {provider: breaker_for(provider) for provider in {job.provider for job in jobs}}
     counts: Counter[str] = Counter()

@@ -57,6 +57,9 @@ class ProviderCredential(models.Model):
     last_validated_at = models.DateTimeField(null=True, blank=True)
     last_error_class = models.CharField(max_length=16, blank=True, default="")
     acknowledged_unverifiable = models.BooleanField(default=False)
+    # An OpenAI-compatible upstream of this credential (self-hosted vLLM, Azure OpenAI); empty:
+    # the provider's own API. Checked against the egress allowlist on every use (no SSRF).
+    base_url = models.URLField(max_length=500, blank=True, default="")
     rotated_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -101,6 +104,9 @@ class TenantByokSettings(models.Model):
         "tenancy.Tenant", on_delete=models.PROTECT, primary_key=True, related_name="byok_settings"
     )
     required_providers = models.JSONField(default=list, blank=True)
+    # Providers for which the LLM gateway may use the platform's own key when the tenant has no
+    # credential of its own: an explicit opt-in per provider, never a fallback.
+    platform_providers = models.JSONField(default=list, blank=True)
     daily_request_limit = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,6 +19,7 @@ from billing import entitlements
 from billing.catalog import BYOK
 from billing.limits import check_limit
 from byok import crypto, vault
+from byok.egress import check_base_url
 from byok.errors import ByokErrorCode
 from byok.models import CredentialStatus, ProviderCredential, TenantByokSettings
 from byok.providers import ProbeResult, ProbeStatus, UnknownProvider, get_adapter
@@ -47,11 +48,11 @@ def base_url_for(provider: str) -> str | None:
     return (settings.BYOK_PROVIDER_BASE_URLS or {}).get(provider) or None
 
 
-def probe_key(provider: str, api_key: str) -> ProbeResult:
+def probe_key(provider: str, api_key: str, base_url: str = "") -> ProbeResult:
     """Run the provider's authenticated liveness probe with the configured timeout."""
     return get_adapter(provider).probe(
         api_key,
-        base_url=base_url_for(provider),
+        base_url=base_url or base_url_for(provider),
         timeout=float(settings.BYOK_PROBE_TIMEOUT_SECONDS),
     )
 
@@ -176,10 +177,16 @@ def credential_create(
     label: str = "",
     acknowledge_unverifiable: bool = False,
     actor: str = "",
+    base_url: str = "",
 ) -> ProviderCredential:
-    """Probe the key, then store it encrypted; raises 422/503 and stores nothing otherwise."""
+    """Probe the key, then store it encrypted; raises 422/503 and stores nothing otherwise.
+
+    ``base_url``: an OpenAI-compatible server of the tenant's own (vLLM, Azure OpenAI), refused
+    when it resolves to a private or link-local address (``byok.egress``)."""
     entitlements.require(tenant, BYOK)
     _adapter_or_400(provider)
+    if base_url:
+        check_base_url(base_url)
     if not api_key:
         raise TollgateError(
             "VALIDATION_FAILED",
@@ -190,7 +197,7 @@ def credential_create(
     # Checked before the probe (no provider call for a key the plan cannot hold) and again,
     # under the tenant lock, where the row is written.
     check_limit(tenant=tenant, limit="byok_providers", count=_live_credentials(tenant) + 1)
-    result = probe_key(provider, api_key)
+    result = probe_key(provider, api_key, base_url)
     log.info("byok_credential_probe", provider=provider, result=result.status.value, phase="create")
     _gate(result, provider=provider, acknowledge_unverifiable=acknowledge_unverifiable)
     credential = ProviderCredential(
@@ -198,6 +205,7 @@ def credential_create(
         tenant=tenant,
         provider=provider,
         label=label,
+        base_url=base_url,
         acknowledged_unverifiable=result.status is ProbeStatus.unverifiable,
     )
     _apply_key(credential, api_key, result)
@@ -323,7 +331,7 @@ def credential_validate(*, credential_id: str, actor: str = "") -> ProviderCrede
             f"{credential.kek_version} (see docs/byok.md, KEK rotation runbook).",
             status=503,
         ) from None
-    result = probe_key(credential.provider, api_key)
+    result = probe_key(credential.provider, api_key, credential.base_url)
     del api_key
     updated = apply_probe_result(
         credential_id=credential.pk, result=result, actor=actor, kind="byok.credential.validated"
@@ -350,7 +358,7 @@ def credential_rotate(
             "A provider API key is required.",
             errors=[{"field": "api_key", "message": "Required.", "code": "required"}],
         )
-    result = probe_key(credential.provider, api_key)
+    result = probe_key(credential.provider, api_key, credential.base_url)
     log.info(
         "byok_credential_probe",
         provider=credential.provider,

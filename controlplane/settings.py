@@ -369,6 +369,57 @@ CELERY_BEAT_SCHEDULE["billing-dunning-tick"] = {
     "schedule": DUNNING_TICK_SECONDS,
 }
 
+# --- Model price catalog (LLM gateway) ---------------------------------------------------------
+# A LiteLLM-format price map (file path or URL); empty: only `manage.py import_prices` loads it.
+PRICE_CATALOG_SOURCE = env.str("PRICE_CATALOG_SOURCE", default="")
+PRICE_CATALOG_REFRESH_SECONDS = env.float("PRICE_CATALOG_REFRESH_SECONDS", default=6 * 3600.0)
+PRICE_CATALOG_TIMEOUT_SECONDS = env.float("PRICE_CATALOG_TIMEOUT_SECONDS", default=20.0)
+PRICE_CATALOG_RETRIES = env.int("PRICE_CATALOG_RETRIES", default=2)
+PRICE_CATALOG_RETRY_BACKOFF_SECONDS = env.float("PRICE_CATALOG_RETRY_BACKOFF_SECONDS", default=2.0)
+# A refresh that would drop more than this share of the models is refused (last good kept).
+PRICE_CATALOG_MAX_SHRINK_PERCENT = env.int("PRICE_CATALOG_MAX_SHRINK_PERCENT", default=10)
+# How long a process trusts its idea of the current catalog version before asking again.
+PRICE_CATALOG_CACHE_SECONDS = env.float("PRICE_CATALOG_CACHE_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE["billing-price-catalog-refresh"] = {
+    "task": "billing.price_catalog_refresh_task",
+    "schedule": PRICE_CATALOG_REFRESH_SECONDS,
+}
+
+# --- LLM gateway (docs/llm-gateway.md) ----------------------------------------------------------
+# Platform keys per provider, used only for tenants that allow them for that provider
+# (TenantByokSettings.platform_providers); never a fallback for a broken BYOK credential.
+LLM_PLATFORM_KEYS: dict[str, str] = env.dict("LLM_PLATFORM_KEYS", default={})
+# Hosts a credential's custom base URL may name even though they resolve to private addresses.
+LLM_EGRESS_ALLOWED_HOSTS: list[str] = env.list("LLM_EGRESS_ALLOWED_HOSTS", default=[])
+LLM_EGRESS_ALLOW_HTTP = env.bool("LLM_EGRESS_ALLOW_HTTP", default=False)
+LLM_PROXY_MAX_BODY_BYTES = env.int("LLM_PROXY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+LLM_UPSTREAM_CONNECT_TIMEOUT_SECONDS = env.float(
+    "LLM_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=5.0
+)
+LLM_UPSTREAM_READ_TIMEOUT_SECONDS = env.float("LLM_UPSTREAM_READ_TIMEOUT_SECONDS", default=600.0)
+LLM_UPSTREAM_MAX_CONNECTIONS = env.int("LLM_UPSTREAM_MAX_CONNECTIONS", default=200)
+# A resolved upstream (credential decrypted) is reused this long per tenant and provider.
+LLM_UPSTREAM_CACHE_SECONDS = env.float("LLM_UPSTREAM_CACHE_SECONDS", default=5.0)
+LLM_RESERVATION_TTL_SECONDS = env.int("LLM_RESERVATION_TTL_SECONDS", default=900)
+# A proxy call still pending this long after its reservation (longer than the upstream read
+# timeout, shorter than the TTL) lost its proxy: it is committed as estimated, never released.
+LLM_ABANDONED_AFTER_SECONDS = env.int("LLM_ABANDONED_AFTER_SECONDS", default=720)
+CELERY_BEAT_SCHEDULE["llm-commit-abandoned"] = {
+    "task": "enforcement.llm_commit_abandoned_task",
+    "schedule": env.float("LLM_ABANDONED_SWEEP_SECONDS", default=60.0),
+}
+# Per-minute limits (0: none) per API key, per end user and per tenant, in Redis.
+LLM_REQUESTS_PER_MINUTE_KEY = env.int("LLM_REQUESTS_PER_MINUTE_KEY", default=0)
+LLM_REQUESTS_PER_MINUTE_USER = env.int("LLM_REQUESTS_PER_MINUTE_USER", default=0)
+LLM_REQUESTS_PER_MINUTE_TENANT = env.int("LLM_REQUESTS_PER_MINUTE_TENANT", default=0)
+LLM_TOKENS_PER_MINUTE_KEY = env.int("LLM_TOKENS_PER_MINUTE_KEY", default=0)
+LLM_TOKENS_PER_MINUTE_USER = env.int("LLM_TOKENS_PER_MINUTE_USER", default=0)
+LLM_TOKENS_PER_MINUTE_TENANT = env.int("LLM_TOKENS_PER_MINUTE_TENANT", default=0)
+# Request-shape caps (0: none); a policy's `llm` section may set tighter ones.
+LLM_MAX_PROMPT_BYTES = env.int("LLM_MAX_PROMPT_BYTES", default=4 * 1024 * 1024)
+# Denied calls per key or client address per minute that count as an abuse signal (logged).
+LLM_ABUSE_DENIALS_PER_MINUTE = env.int("LLM_ABUSE_DENIALS_PER_MINUTE", default=20)
+
 # --- Request gates (lifecycle -> billing -> protection) ---------------------------------------
 REQUEST_GATES_ENABLED = env.bool("REQUEST_GATES_ENABLED", default=True)
 # Callables(request) -> (tenant_id | None, api_key | None); the first that names a tenant wins.
@@ -470,6 +521,7 @@ SPECTACULAR_SETTINGS = {
         "PolicyStateEnum": "enforcement.models.policies.Policy.State",
         "ReservationStateEnum": "enforcement.models.decisions.Reservation.State",
         "OutcomeEnum": "enforcement.models.decisions.OUTCOMES",
+        "LlmUsageFormatEnum": "enforcement.api.llm.USAGE_FORMATS",
     },
 }
 

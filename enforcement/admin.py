@@ -8,7 +8,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.catalog import CREDIT_GRANTS
+from billing.catalog import CREDIT_GRANTS, LLM_GATEWAY
 from billing.entitlements import EntitledAdminMixin
 from controlplane.core.admin import UsdFieldsMixin, usd_display, usd_text
 from controlplane.core.errors import TollgateError
@@ -21,6 +21,7 @@ from enforcement.models import (
     BudgetPeriod,
     CreditGrant,
     Decision,
+    LlmCall,
     Policy,
     Reservation,
     ReservationAllocation,
@@ -571,4 +572,39 @@ class SigningKeyAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 # Budget alerts and reconciliation imports (registered from their own module).
+
+
+@admin.register(LlmCall)
+class LlmCallAdmin(EntitledAdminMixin, admin.ModelAdmin):
+    """LLM calls are written by the gateway's commit; the admin only reads them."""
+
+    entitlement = LLM_GATEWAY
+    list_display = [
+        "created_at",
+        "tenant",
+        "model",
+        "actor",
+        "end_user",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "estimated",
+        "needs_reconciliation",
+    ]
+    list_filter = ["provider", "actor", "estimated", "needs_reconciliation", "surface"]
+    search_fields = ["id", "reservation__id", "model", "end_user", "tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = [f.name for f in LlmCall._meta.fields]
+
+    @admin.display(description="Cost (USD)")
+    def cost(self, obj):
+        return usd_text(obj.cost_micros)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 from enforcement import admin_billing  # noqa: E402, F401

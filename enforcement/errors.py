@@ -43,6 +43,16 @@ class EnforcementErrorCode(StrEnum):
     CLOUDEVENT_INVALID = "CLOUDEVENT_INVALID"
     ACTION_LEASE_LOST = "ACTION_LEASE_LOST"
     ACTION_RESOLVED = "ACTION_RESOLVED"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
+    LLM_MODEL_UNKNOWN = "LLM_MODEL_UNKNOWN"
+    LLM_PRICE_CATALOG_EMPTY = "LLM_PRICE_CATALOG_EMPTY"
+    LLM_NO_CREDENTIAL = "LLM_NO_CREDENTIAL"
+    LLM_UPSTREAM_UNAVAILABLE = "LLM_UPSTREAM_UNAVAILABLE"
+    LLM_REQUEST_TOO_LARGE = "LLM_REQUEST_TOO_LARGE"
+    LLM_REQUEST_INVALID = "LLM_REQUEST_INVALID"
+    LLM_USAGE_INVALID = "LLM_USAGE_INVALID"
+    LLM_TOKENS_RATE_LIMITED = "LLM_TOKENS_RATE_LIMITED"
 
 
 register_error_codes(
@@ -120,5 +130,25 @@ register_error_codes(
         "holds a newer lease; lease again to continue.",
         EnforcementErrorCode.ACTION_RESOLVED: "Nothing to do: the action is already completed, "
         "failed for good or cancelled.",
+        EnforcementErrorCode.BUDGET_EXCEEDED: "Ask for a smaller `max_tokens`, raise the "
+        "budget, or add credits (docs/llm-gateway.md).",
+        EnforcementErrorCode.APPROVAL_REQUIRED: "Have the call approved at `approval_url`, then "
+        "send it again with the same Idempotency-Key.",
+        EnforcementErrorCode.LLM_MODEL_UNKNOWN: "Use a model of the price catalog (GET "
+        "/api/v1/prices/{model}); operators import prices with `manage.py import_prices`.",
+        EnforcementErrorCode.LLM_PRICE_CATALOG_EMPTY: "Operators: import the price catalog "
+        "with `manage.py import_prices` or set PRICE_CATALOG_SOURCE.",
+        EnforcementErrorCode.LLM_NO_CREDENTIAL: "Add your own key for the provider (POST "
+        "/api/v1/byok/credentials) or ask an operator to allow the platform key for it.",
+        EnforcementErrorCode.LLM_UPSTREAM_UNAVAILABLE: "Retry with the same Idempotency-Key; "
+        "nothing was charged beyond what the provider reported.",
+        EnforcementErrorCode.LLM_REQUEST_TOO_LARGE: "Send a smaller prompt or `max_tokens` "
+        "within the policy's llm caps (docs/llm-gateway.md#limits).",
+        EnforcementErrorCode.LLM_REQUEST_INVALID: "Send the provider's request body: a JSON "
+        "object with `model` and `messages` (or `input` for embeddings).",
+        EnforcementErrorCode.LLM_USAGE_INVALID: "Send the provider's `usage` object as it "
+        "came back, or `actual_cost_usd`.",
+        EnforcementErrorCode.LLM_TOKENS_RATE_LIMITED: "Retry after `Retry-After` seconds, or "
+        "ask for a higher tokens-per-minute limit.",
     },
 )

@@ -39,3 +39,17 @@ APPROVAL_TOKENS = Counter(
     "Approval token events: issued, consumed, rejected (by reason class), replayed.",
     ["event"],
 )
+
+LLM_CALLS = Counter(
+    "tollgate_llm_calls_total",
+    "LLM calls through the gateway, by provider and how they were committed.",
+    ["provider", "commit"],
+)
+LLM_DENIALS = Counter(
+    "tollgate_llm_denials_total", "LLM calls refused by the gateway, by reason.", ["reason"]
+)
+LLM_ABUSE_SIGNALS = Counter(
+    "tollgate_llm_abuse_signals_total",
+    "Keys or client addresses refused more than LLM_ABUSE_DENIALS_PER_MINUTE times a minute.",
+    ["scope"],
+)

@@ -29,3 +29,6 @@ ACTIONS_READ = register_scope("actions:read", "List and read actions.")
 ACTIONS_WRITE = register_scope(
     "actions:write", "Request actions, lease them as a worker, complete, fail or cancel them."
 )
+LLM_WRITE = register_scope(
+    "llm:write", "Call LLMs through the gateway and reserve LLM calls (reserves money)."
+)

@@ -68,7 +68,7 @@ class RequestGatesMiddleware:
             )
         tenant_id, api_key_id = caller or (None, None)
         run = checks.GateRun()
-        blocked = _run_gates(request, run, tenant_id, api_key_id)
+        blocked = run_gates(request.method, request.path, run, tenant_id, api_key_id)
         if blocked is not None:
             return _problem(
                 request,
@@ -101,13 +101,17 @@ def _timed(gate: str, check):
         GATE_LATENCY.labels(gate=gate).observe(time.perf_counter() - started)
 
 
-def _run_gates(request, run, tenant_id, api_key_id):
+def run_gates(method: str, path: str, run, tenant_id, api_key_id):
+    """Lifecycle -> billing -> protection for one request; the first refusal, or None.
+
+    Also called by the LLM proxy (``enforcement.llm.proxy``), which is served outside Django's
+    middleware chain."""
     if tenant_id is not None:
         blocked = _timed("lifecycle", lambda: checks.lifecycle_check(run, tenant_id))
         if blocked is not None:
             return blocked
-        if not routes.is_billing_exempt(request.method, request.path):
-            metered = routes.is_metered(request.method, request.path)
+        if not routes.is_billing_exempt(method, path):
+            metered = routes.is_metered(method, path)
             blocked = _timed(
                 "billing", lambda: checks.billing_check(run, tenant_id, metered=metered)
             )

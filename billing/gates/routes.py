@@ -24,7 +24,13 @@ EXEMPT_PREFIXES = (
 BILLING_EXEMPT = (("GET", "/api/v1/tenant"),)
 
 # Requests that create gate decisions count against ``decisions_per_month``.
-METERED_PREFIXES = ("/api/v1/gate/", "/api/v1/llm/", "/v1/chat/completions", "/v1/messages")
+METERED_PREFIXES = (
+    "/api/v1/gate/",
+    "/api/v1/llm/",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+)
 
 
 def is_exempt(path: str) -> bool:

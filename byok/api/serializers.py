@@ -27,6 +27,14 @@ class CredentialCreateSerializer(StrictSerializer):
         default=False,
         help_text="Store a key of a provider that offers no liveness check (flagged).",
     )
+    base_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="An OpenAI-compatible server of your own (vLLM, Azure OpenAI); public "
+        "addresses only unless the operator allows the host.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,6 +63,7 @@ class CredentialSerializer(serializers.ModelSerializer):
             "label",
             "masked_key",
             "last4",
+            "base_url",
             "status",
             "status_detail",
             "last_error_class",

@@ -61,6 +61,7 @@ class CredentialListView(ByokView):
             label=data.get("label", ""),
             acknowledge_unverifiable=data.get("acknowledge_unverifiable", False),
             actor=_actor(request),
+            base_url=data.get("base_url", ""),
         )
         return Response(s.CredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
 

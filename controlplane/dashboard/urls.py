@@ -9,6 +9,7 @@ from controlplane.dashboard.views import (
     decisions,
     keys,
     ledger,
+    llm,
     overview,
     policies,
     scim,
@@ -29,6 +30,7 @@ urlpatterns = [
     path("alerts/", billing.AlertsView.as_view(), name="alerts"),
     path("credits/", billing.CreditsView.as_view(), name="credits"),
     path("reconciliation/", billing.ReconciliationView.as_view(), name="reconciliation"),
+    path("llm/", llm.LlmGatewayView.as_view(), name="llm"),
     path("byok/", byok.ByokView.as_view(), name="byok"),
     path(
         "byok/<str:credential_id>/validate/",

@@ -282,7 +282,9 @@ class ReservationSerializer(serializers.ModelSerializer):
 
 
 class CommitSerializer(StrictSerializer):
-    actual_cost_usd = UsdField()
+    # Optional only for LLM reservations, which are priced from `usage` with the prices frozen
+    # at reservation time (docs/llm-gateway.md); every other commit names its cost.
+    actual_cost_usd = UsdField(required=False)
     usage = serializers.DictField(required=False, default=dict, validators=[FreeForm(USAGE_LIMITS)])
 
 

@@ -4,6 +4,7 @@ from enforcement.api import actions as action_views
 from enforcement.api import admission, cloudevents, policies, runtask, terraform, views
 from enforcement.api import alerts as alert_views
 from enforcement.api import approvals as approval_views
+from enforcement.api import llm as llm_views
 from enforcement.api import reconciliation as reconciliation_views
 
 urlpatterns = [
@@ -34,6 +35,8 @@ urlpatterns = [
         runtask.RunTaskIntegrationDetailView.as_view(),
         name="run-task-integration-detail",
     ),
+    path("llm/reservations", llm_views.LlmReservationView.as_view(), name="llm-reservations"),
+    path("prices/<path:model>", llm_views.PriceDetailView.as_view(), name="price-detail"),
     path("decisions", views.DecisionListView.as_view(), name="decision-list"),
     path("decisions/<str:id>", views.DecisionDetailView.as_view(), name="decision-detail"),
     path("reservations/<str:id>", views.ReservationDetailView.as_view(), name="reservation-detail"),

@@ -185,6 +185,14 @@ class ReservationCommitView(TenantScopedAPIView):
         reservation = self.get_object()
         body = s.CommitSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        if "actual_cost_usd" not in body.validated_data:
+            # An LLM reservation is priced from the provider's usage (enforcement.llm.gateway).
+            from enforcement.llm.gateway import llm_commit_reservation
+
+            reservation = llm_commit_reservation(
+                reservation=reservation, usage=request.data.get("usage"), api_key=request.auth
+            )
+            return Response(s.ReservationSerializer(reservation).data)
         reservation, _info = reservation_services.reservation_commit(
             reservation_id=reservation.id,
             actual_micros=body.validated_data["actual_cost_usd"],

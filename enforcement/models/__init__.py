@@ -4,6 +4,7 @@ from enforcement.models.approvals import ApprovalRequest, ApprovalToken, Approva
 from enforcement.models.budgets import Budget, BudgetPeriod, CreditGrant, SpendRollup
 from enforcement.models.decisions import Decision, Reservation, ReservationAllocation
 from enforcement.models.integrations import RunTaskIntegration, RunTaskResult
+from enforcement.models.llm import LlmCall
 from enforcement.models.policies import Policy
 from enforcement.models.reconciliation import ReconciliationImport, ReconciliationLine
 from enforcement.models.simulations import SimulationJob
@@ -18,6 +19,7 @@ __all__ = [
     "BudgetPeriod",
     "CreditGrant",
     "Decision",
+    "LlmCall",
     "Policy",
     "ReconciliationImport",
     "ReconciliationLine",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -19,7 +20,7 @@ from rest_framework.test import APIClient
 from billing import catalog
 from billing.services.plans import tenant_plan_set
 from byok.models import ProviderCredential
-from enforcement.models import BudgetAlert, CreditGrant, ReconciliationImport
+from enforcement.models import BudgetAlert, CreditGrant, LlmCall, ReconciliationImport
 from tests import factories
 from tests.fakes.provider_server import DEFAULT_VALID_KEY
 
@@ -79,6 +80,36 @@ def _forecast_alert(tenant):
     return factories.make_budget_alert(budget, kind="forecast", forecast_usd="200.00")
 
 
+def _llm_call(tenant):
+    """One LLM call reserved and committed through the gateway's adapter."""
+    from billing.pricing import lookup
+    from billing.services.prices import price_catalog_import
+    from enforcement.llm.gateway import CallSpec, catalog_price, llm_commit, llm_reserve
+
+    price_catalog_import(text=LLM_PRICES.read_bytes(), source="probe")
+    lookup.clear()
+    factories.make_budget(tenant, "10.00")
+    price = catalog_price("gpt-4o")
+    spec = CallSpec(
+        format="openai",
+        model="gpt-4o",
+        input_tokens=10,
+        max_output_tokens=10,
+        idempotency_key="probe",
+        project="payments",
+        environment="dev",
+    )
+    reserved = llm_reserve(tenant=tenant, api_key=None, spec=spec, price=price)
+    return llm_commit(
+        reservation_id=reserved.reservation_id,
+        frozen=reserved.frozen,
+        usage={"prompt_tokens": 5, "completion_tokens": 5},
+        surface="api",
+        model="gpt-4o",
+    )
+
+
+LLM_PRICES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "litellm_prices_subset.json"
 FOCUS_HEADER = b"BilledCost,BillingCurrency,ChargePeriodStart,ChargePeriodEnd\n"
 
 GATES: dict[str, dict] = {
@@ -140,6 +171,21 @@ GATES: dict[str, dict] = {
         ],
         "admin": [Probe("change", _admin_change(ReconciliationImport))],
         "dashboard": [Probe("imports", _page(lambda o: "/dashboard/reconciliation/"))],
+    },
+    catalog.LLM_GATEWAY: {
+        "make": _llm_call,
+        "api": [
+            Probe(
+                "reserve",
+                _api(
+                    "post",
+                    lambda o: "/api/v1/llm/reservations",
+                    {"model": "gpt-4o", "input_tokens": 1, "idempotency_key": "probe-api"},
+                ),
+            ),
+        ],
+        "admin": [Probe("change", _admin_change(LlmCall))],
+        "dashboard": [Probe("calls", _page(lambda o: "/dashboard/llm/"))],
     },
     catalog.FORECAST_ALERTS: {
         "make": _forecast_alert,

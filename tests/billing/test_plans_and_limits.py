@@ -61,6 +61,7 @@ def test_tenant_endpoint_shows_plan_entitlements_and_subscription(tenant):
             "maturity": "Beta",
             "enabled": True,
         },
+        {"key": "llm_gateway", "name": "LLM spend gateway", "maturity": "Beta", "enabled": True},
         {
             "key": "forecast_alerts",
             "name": "Forecast alerts",

@@ -24,6 +24,7 @@ PAGES = {
     "credits": "/dashboard/credits/",
     "reconciliation": "/dashboard/reconciliation/",
     "byok": "/dashboard/byok/",
+    "llm": "/dashboard/llm/",
     "ledger": "/dashboard/ledger/",
     "policies": "/dashboard/policies/",
     "policy": "/dashboard/policies/2/",

@@ -23,11 +23,14 @@ import json
 import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
+from billing.pricing import lookup as price_lookup
 from billing.services import tenant_plan_set
+from billing.services.prices import price_catalog_import
 from controlplane.core.clock import db_now
 from controlplane.tenancy.api.views_base import (
     CheckedInView,
@@ -52,6 +55,7 @@ from tests.api_contracts import Route, api_routes, assert_problem, url_patterns
 from tests.enforcement.helpers import gate_service
 
 pytestmark = pytest.mark.django_db
+LLM_PRICES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "litellm_prices_subset.json"
 
 
 # /api/v1 routes a caller signs rather than authenticates with an API key: why, and the test
@@ -96,7 +100,7 @@ def _call(client, method: str, path: str, body: dict | None = None):
 
 
 def _fill(template: str, value) -> str:
-    return re.sub(r"<(?:str|int):\w+>", str(value), template)
+    return re.sub(r"<(?:str|int|path):\w+>", str(value), template)
 
 
 # --- scopes ------------------------------------------------------------------------------------
@@ -128,6 +132,8 @@ def world(tenant):
     The tenant is on the plan with every feature, so entitlements never answer before the
     binding does."""
     tenant_plan_set(tenant=tenant, plan="enterprise")
+    price_catalog_import(text=LLM_PRICES.read_bytes(), source="walks")
+    price_lookup.clear()
     payments = factories.make_project(tenant, "payments")
     search = factories.make_project(tenant, "search")
     factories.require_approval_above(tenant, "100.00")
@@ -248,10 +254,15 @@ def test_tenant_wide_methods_refuse_a_bound_key(world, route):
     assert_problem(response, 403, "KEY_BINDING_FORBIDS")
 
 
+# Unconfined reads whose parameter is not a row id: the value that exists in the world.
+UNCONFINED_VALUES = {"GET /api/v1/prices/<path:model>": "gpt-4o"}
+
+
 @pytest.mark.parametrize("route", [r for r in ROUTES if isinstance(_rule(r), Unconfined)], ids=str)
 def test_unconfined_methods_show_nothing_project_specific(world, route):
     assert route.method == "GET", "only reads may be unconfined"
-    path = _fill(route.template, 1)  # policies/<int:version>: the tenant's version 1
+    # policies/<int:version>: the tenant's version 1; prices/<path:model>: the catalog's model
+    path = _fill(route.template, UNCONFINED_VALUES.get(route.id, 1))
     assert _call(world["client"], route.method, path).status_code == 200
 
 
@@ -422,6 +433,24 @@ def test_every_method_checked_in_its_view_has_a_case():
     assert checked == {*CHECKED_CASES, *CHECKED_ELSEWHERE}
 
 
+def _llm_reserve(client, project, environment):
+    return client.post(
+        "/api/v1/llm/reservations",
+        {"model": "gpt-4o", "input_tokens": 10, "project": project, "environment": environment},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+    )
+
+
+CHECKED_CASES["POST /api/v1/llm/reservations"] = (
+    _llm_reserve,
+    OTHER_SCOPES,
+    403,
+    "KEY_SCOPE_MISMATCH",
+    201,
+)
+
+
 @pytest.mark.parametrize("name", sorted(CHECKED_CASES))
 def test_methods_checked_in_the_view_refuse_the_outside(world, name):
     call, outside, status, code, inside = CHECKED_CASES[name]
@@ -588,3 +617,15 @@ def test_a_scim_token_opens_nothing_but_scim(tenant):
     assert scim.get("/scim/v2/Users").status_code == 200
     assert_problem(scim.get("/api/v1/tenant"), 401)
     assert_problem(scim.get("/api/v1/decisions"), 401)
+
+
+def test_the_llm_proxy_routes_are_walked_in_the_providers_error_shape():
+    """The proxy (``/v1/...``) is served in front of Django, outside this URLconf, and answers
+    in the provider's error shape (docs/decisions/0014-llm-proxy-provider-error-shapes.md):
+    tests/llm/test_proxy_walks.py walks scope, binding, body depth and the error registry for
+    every one of its routes."""
+    from enforcement.llm.admission import ROUTES as PROXY_ROUTES
+    from tests.llm.test_proxy_walks import BODIES as WALKED
+
+    assert set(PROXY_ROUTES) == set(WALKED)
+    assert not any(route.lstrip("/") == p for p in PROXY_ROUTES for route, _ in url_patterns())

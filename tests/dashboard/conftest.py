@@ -22,6 +22,7 @@ PAGES = [
     "/dashboard/credits/",
     "/dashboard/reconciliation/",
     "/dashboard/byok/",
+    "/dashboard/llm/",
     "/dashboard/ledger/",
     "/dashboard/policies/",
     "/dashboard/policies/simulate/",

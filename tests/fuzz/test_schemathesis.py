@@ -13,12 +13,16 @@ behind a session), the payment webhooks (signed provider events; tests/billing),
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hypothesis
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 
+from billing.pricing import lookup as price_lookup
 from billing.services import tenant_plan_set
+from billing.services.prices import price_catalog_import
 from controlplane.identity.services.tokens import scim_token_issue
 from controlplane.wsgi import application
 from tests import factories
@@ -26,6 +30,7 @@ from tests.fakes.provider_server import FakeProviderServer
 from tests.hardening.timebound import time_bound
 
 pytestmark = pytest.mark.django_db(transaction=True)
+LLM_PRICES = Path(__file__).resolve().parents[1] / "fixtures" / "llm" / "litellm_prices_subset.json"
 CALL_BOUND_SECONDS = 15  # per call, wall clock: a hang fails the run instead of stalling CI
 MAX_EXAMPLES = 12
 STATEFUL_SCENARIOS = 25
@@ -95,6 +100,9 @@ def fuzz_world(transactional_db, settings, provider):
     # BYOK keys are checked against the local fake OpenAI/Anthropic server (no network here; a
     # real provider being unreachable is a legitimate 503 the fuzzer would count as a failure).
     settings.BYOK_PROVIDER_BASE_URLS = {name: provider.base_url for name in ("openai", "anthropic")}
+    # The LLM gateway prices calls from the catalog: load one, as an operator would.
+    price_catalog_import(text=LLM_PRICES.read_bytes(), source="fuzz")
+    price_lookup.clear()
     return _world("fuzz")
 
 

@@ -27,6 +27,7 @@ NAV = [
     ("credits", "Credits", "dashboard:credits"),
     ("reconciliation", "Reconciliation", "dashboard:reconciliation"),
     ("byok", "BYOK health", "dashboard:byok"),
+    ("llm", "LLM gateway", "dashboard:llm"),
     ("ledger", "Ledger", "dashboard:ledger"),
     ("policies", "Policies", "dashboard:policies"),
     ("scim", "SCIM", "dashboard:scim"),

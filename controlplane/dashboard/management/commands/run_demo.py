@@ -79,6 +79,7 @@ class Command(BaseCommand):
         redis_url = self._start_redis(log_dir, env)
         self.stdout.write("Preparing the demo database…")
         call_command("migrate", interactive=False, verbosity=0)
+        self._load_prices()
         seeded = None
         if not options["no_seed"]:
             buffer = io.StringIO()
@@ -101,6 +102,12 @@ class Command(BaseCommand):
                 *("--schedule", str(settings.VAR_DIR / "celerybeat-schedule")),
             ],
         }
+        self.proxy_port = _free_port(port + 2)
+        commands["proxy"] = [
+            *(python, "-m", "uvicorn", "controlplane.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(self.proxy_port)),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
         for name, argv in commands.items():
             self._spawn(name, argv, env, log_dir)
         self._wait_ready(port)
@@ -116,6 +123,15 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
     # --- demo services ---------------------------------------------------------------------
+
+    def _load_prices(self) -> None:
+        """The LLM gateway prices calls from the catalog: load a small one if none is there
+        (``manage.py import_prices`` loads the full LiteLLM map)."""
+        from billing.services.prices import current_catalog, price_catalog_import
+
+        if current_catalog() is None:
+            demo_prices = settings.BASE_DIR / "billing" / "pricing" / "demo_prices.json"
+            price_catalog_import(text=demo_prices.read_bytes(), source=str(demo_prices))
 
     def _start_fake_provider(self, port: int, env: dict) -> None:
         """The BYOK providers of the demo point at a local fake (never at a real provider)."""
@@ -222,7 +238,7 @@ class Command(BaseCommand):
         base = f"http://127.0.0.1:{port}"
         lines = [
             "",
-            "Tollgate demo is running (web + worker + beat). Ctrl-C stops everything.",
+            "Tollgate demo is running (web + LLM proxy + worker + beat). Ctrl-C stops everything.",
             f"  Dashboard:    {base}/dashboard/",
         ]
         if seeded:
@@ -232,6 +248,8 @@ class Command(BaseCommand):
             ]
         lines += [
             f"  Admin:        {base}/admin/     API docs: {base}/api/docs/",
+            f"  LLM proxy:    http://127.0.0.1:{self.proxy_port}/v1   (OpenAI base_url; "
+            f"Anthropic: http://127.0.0.1:{self.proxy_port})",
             f"  Fake LLM provider (BYOK): {self.fake.base_url}"
             + ("" if redis_url else "   (no redis-server: BYOK breakers and quota unavailable)"),
             f"  Logs:         {log_dir}/",

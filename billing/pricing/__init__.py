@@ -1,0 +1,1 @@
+"""Model price catalog: parse LiteLLM-format JSON, price LLM usage, refresh on a schedule."""

@@ -1,0 +1,1 @@
+"""The LLM spend gateway: price, reserve, forward, commit (docs/llm-gateway.md)."""
