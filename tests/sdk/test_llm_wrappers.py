@@ -7,8 +7,8 @@ from __future__ import annotations
 import anthropic
 import openai
 import pytest
-
 import tollgate
+
 from enforcement.models import Reservation
 
 pytestmark = pytest.mark.django_db(transaction=True)
