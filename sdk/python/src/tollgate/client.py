@@ -306,19 +306,29 @@ class Tollgate:
         project: str | None = None,
         environment: str | None = None,
         messages: list[dict[str, Any]] | None = None,
+        system: Any = None,
         input_tokens: int | None = None,
         max_output_tokens: int | None = None,
+        format: str = "openai",
+        end_user: str | None = None,
+        ttl_seconds: int | None = None,
         idempotency_key: str | None = None,
     ) -> Decision:
-        """Reserve for one LLM call (``POST /api/v1/llm/reservations``); commit with the
-        provider's ``usage`` object through ``commit(reservation_id, usage=...)``."""
-        body: dict[str, Any] = {"model": model}
+        """Reserve for one LLM call (``POST /api/v1/llm/reservations``): the most it can cost,
+        from ``input_tokens`` or the prompt (``messages``, and Anthropic's ``system``), and
+        ``max_output_tokens`` (else the model's maximum). ``format`` is the usage semantics
+        the commit will use: ``"openai"`` or ``"anthropic"``. Commit with the provider's
+        ``usage`` object through ``commit(reservation_id, usage=...)``."""
+        body: dict[str, Any] = {"model": model, "format": format}
         optional = {
             "project": project,
             "environment": environment,
             "messages": messages,
+            "system": system,
             "input_tokens": input_tokens,
             "max_output_tokens": max_output_tokens,
+            "end_user": end_user,
+            "ttl_seconds": ttl_seconds,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         key = idempotency_key or f"sdk-llm-{uuid.uuid4()}"

@@ -69,11 +69,24 @@ class _Wrapper:
     def __getattr__(self, name: str) -> Any:  # everything not wrapped goes to the real client
         return getattr(self._client, name)
 
-    def _reserve(self, *, model: str, messages: list, max_output_tokens: int | None) -> _Call:
+    format = "openai"
+
+    def _reserve(
+        self,
+        *,
+        model: str,
+        messages: list,
+        max_output_tokens: int | None,
+        system: Any = None,
+        end_user: str | None = None,
+    ) -> _Call:
         decision = self._tollgate.llm_reserve(
             model=model,
             messages=messages,
+            system=system,
             max_output_tokens=max_output_tokens,
+            format=self.format,
+            end_user=end_user,
             project=self._project,
             environment=self._environment,
         )
@@ -104,6 +117,7 @@ class _OpenAICompletions:
             model=kwargs["model"],
             messages=list(kwargs.get("messages") or []),
             max_output_tokens=kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
+            end_user=kwargs.get("user"),
         )
         if kwargs.get("stream"):
             options = dict(kwargs.get("stream_options") or {})
@@ -160,17 +174,11 @@ class _OpenAIStream:
 
 
 class AnthropicWrapper(_Wrapper):
+    format = "anthropic"
+
     @property
     def messages(self) -> _AnthropicMessages:
         return _AnthropicMessages(self)
-
-
-def _anthropic_prompt(kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    messages = list(kwargs.get("messages") or [])
-    system = kwargs.get("system")
-    if system:
-        messages.insert(0, {"role": "system", "content": system})
-    return messages
 
 
 class _AnthropicMessages:
@@ -181,8 +189,10 @@ class _AnthropicMessages:
         wrapper = self._wrapper
         call = wrapper._reserve(
             model=kwargs["model"],
-            messages=_anthropic_prompt(kwargs),
+            messages=list(kwargs.get("messages") or []),
+            system=kwargs.get("system"),
             max_output_tokens=kwargs.get("max_tokens"),
+            end_user=(kwargs.get("metadata") or {}).get("user_id"),
         )
         try:
             result = wrapper._client.messages.create(**kwargs)
