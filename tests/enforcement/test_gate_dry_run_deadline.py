@@ -43,7 +43,7 @@ def test_a_dry_run_decides_and_keeps_nothing(tenant, budget):
     assert denied.response["outcome"] == "DENY"
     # The same key then decides for real.
     real = gate_decide(tenant=tenant, api_key=None, req=_req()).response
-    assert real["outcome"] == "ALLOW" and "dry_run" not in real
+    assert real["outcome"] == "ALLOW" and real["dry_run"] is False
     assert Reservation.objects.get().amount_micros == 10_000_000
 
 
