@@ -69,6 +69,8 @@ def run_task_evaluate_task(result_id: str) -> str | None:
     from enforcement.services.run_tasks import run_task_evaluate
 
     return run_task_evaluate(result_id=result_id)
+
+
 @shared_task(name="enforcement.llm_commit_abandoned_task")
 def llm_commit_abandoned_task() -> int:
     """Commit, as estimated, proxy calls whose proxy died before committing them."""

@@ -22,6 +22,24 @@ def tg(live_server, llm_tenant, gateway_settings):
         yield client
 
 
+@pytest.fixture(autouse=True)
+def small_usage(fake_upstream):
+    """What the provider reports for the short prompt: within what the prompt and max_tokens
+    bound (the fake's defaults describe a long cached prompt)."""
+    fake_upstream.openai_usage = {
+        "prompt_tokens": 12,
+        "completion_tokens": 40,
+        "total_tokens": 52,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    fake_upstream.anthropic_usage = {
+        "input_tokens": 20,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 40,
+    }
+
+
 @pytest.fixture
 def oai(tg, fake_upstream):
     raw = openai.OpenAI(base_url=fake_upstream.url + "/v1", api_key="sk-direct", max_retries=0)
@@ -41,7 +59,7 @@ def _only_reservation() -> Reservation:
 
 def test_openai_call_commits_the_usage_not_the_bound(oai, fake_upstream):
     reply = oai.chat.completions.create(model="gpt-4o-mini", messages=PROMPT, max_tokens=400)
-    assert reply.usage.prompt_tokens == 1200
+    assert reply.usage.prompt_tokens == 12
     reservation = _only_reservation()
     assert reservation.state == "committed"
     assert 0 < reservation.reported_micros < reservation.amount_micros
@@ -89,22 +107,25 @@ def test_provider_server_error_commits_the_estimate(oai, fake_upstream):
     assert reservation.reported_micros == reservation.amount_micros
 
 
-def test_over_budget_call_never_reaches_the_provider(oai, fake_upstream):
+def test_over_budget_call_never_reaches_the_provider(oai, fake_upstream, llm_tenant):
+    from enforcement.services.budgets import budget_update
+
+    budget_update(budget=llm_tenant.budget, limit_micros=1_000)  # 0.001 USD left to spend
     with pytest.raises(tollgate.BudgetDenied):
-        # 10 USD budget; the model's maximum output at its price is far beyond it.
-        oai.chat.completions.create(model="gpt-4o", messages=PROMPT, max_tokens=2_000_000)
+        # The bound: gpt-4o's 16,384 output tokens at its price, far above 0.001 USD.
+        oai.chat.completions.create(model="gpt-4o", messages=PROMPT, max_tokens=16_384)
     assert fake_upstream.requests == []
     assert not Reservation.objects.exists()
 
 
 def test_anthropic_call_and_stream_commit_their_usage(claude, fake_upstream):
     message = claude.messages.create(
-        model="claude-3-5-haiku-20241022", max_tokens=400, messages=PROMPT, system="Be brief."
+        model="claude-haiku-4-5", max_tokens=400, messages=PROMPT, system="Be brief."
     )
-    assert message.usage.output_tokens == 300
+    assert message.usage.output_tokens == 40
     events = list(
         claude.messages.create(
-            model="claude-3-5-haiku-20241022", max_tokens=400, messages=PROMPT, stream=True
+            model="claude-haiku-4-5", max_tokens=400, messages=PROMPT, stream=True
         )
     )
     assert events[-1].type == "message_stop"
