@@ -1,8 +1,11 @@
-"""A local fake of the OpenAI and Anthropic list-models APIs, byte for byte on the wire.
+"""A local fake of the OpenAI and Anthropic APIs, byte for byte on the wire: list models, chat
+completions (JSON and SSE, with the usage chunk when ``stream_options.include_usage``), messages
+(JSON and the event stream) and embeddings.
 
 Demo only: ``make demo`` (``run_demo``) starts one so the seeded BYOK credential is validated
-and probed for real (statuses, liveness, breaker) without reaching a provider; the test suite
-uses the same server. Never configured in production: nothing starts it there.
+and probed for real (statuses, liveness, breaker) and calls through the demo's LLM proxy get an
+answer and a usage to commit, without reaching a provider; the test suite uses the same server.
+Never configured in production: nothing starts it there.
 
 The auth header style picks the dialect: ``Authorization: Bearer`` gets OpenAI-shaped bodies,
 ``x-api-key``/``anthropic-version`` gets Anthropic-shaped bodies. ``mode`` forces an outcome:
@@ -62,6 +65,31 @@ ANTHROPIC_MODELS = [
 ]
 
 
+# Generation endpoints: (method, path) -> handler method. The reply is canned; the usage is
+# counted from the request (about 4 bytes per token), as a provider would report it.
+GENERATION_ROUTES = {
+    ("POST", "/v1/chat/completions"): "_chat_completion",
+    ("POST", "/v1/embeddings"): "_embedding",
+    ("POST", "/v1/messages"): "_message",
+}
+DEMO_REPLY = "This answer comes from Tollgate's demo provider; no model ran and nothing was billed."
+
+
+def _tokens(value: Any) -> int:
+    """A provider-like token count of a request part: about 4 UTF-8 bytes per token."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return max(1, (len(text.encode("utf-8")) + 3) // 4)
+
+
+def _reply_tokens(request: dict[str, Any], limit_field: str) -> tuple[str, int, str]:
+    """(text, completion tokens, finish reason) within the request's output limit."""
+    words = DEMO_REPLY.split()
+    limit = request.get(limit_field) or request.get("max_completion_tokens")
+    if isinstance(limit, int) and 0 < limit < len(words):
+        return " ".join(words[:limit]), limit, "length"
+    return DEMO_REPLY, len(words), "stop"
+
+
 class RecordedRequest(NamedTuple):
     """One request as the server saw it; header names are lowercased."""
 
@@ -109,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if self.server.fake.control and self.path == CONTROL_PATH:
             return self._control(body)
-        self._dispatch()
+        self._dispatch(body)
 
     def _control(self, body: bytes) -> None:
         wanted = body.decode("utf-8", "replace").strip()
@@ -119,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, {"error": f"unknown mode {wanted!r}", "modes": list(MODES)})
         self._send(200, {"mode": wanted})
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, body: bytes = b"") -> None:
         fake = self.server.fake
         headers = {k.lower(): v for k, v in self.headers.items()}
         fake._record(RecordedRequest(self.command, self.path, headers))
@@ -136,20 +164,37 @@ class _Handler(BaseHTTPRequestHandler):
             # Drop the connection without a response: the client has long since timed out.
             self.close_connection = True
             return
-        if self.path.split("?", 1)[0] != "/v1/models" or self.command != "GET":
+        path = self.path.split("?", 1)[0]
+        route = GENERATION_ROUTES.get((self.command, path))
+        if route is None and (path != "/v1/models" or self.command != "GET"):
             return self._not_found(dialect)
         if dialect == "openai":
-            self._openai(auth)
+            refused = self._openai(auth, answer=route is None)
         else:
-            self._anthropic(headers)
+            refused = self._anthropic(headers, answer=route is None)
+        if route is not None and not refused:
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                request = None
+            if not isinstance(request, dict) or "model" not in request:
+                error = "Invalid JSON body: `model` is required."
+                return self._send(
+                    400,
+                    _openai_error(error, "invalid_request_error", None)
+                    if dialect == "openai"
+                    else _anthropic_error("invalid_request_error", error),
+                )
+            getattr(self, route)(request)
 
-    def _openai(self, auth: str) -> None:
+    def _openai(self, auth: str, *, answer: bool = True) -> bool:
+        """Refuse as OpenAI would (True), else answer the model list when ``answer`` (False)."""
         fake = self.server.fake
         server_fault = self._server_fault("openai")
         if server_fault:
-            return
+            return True
         if not auth.lower().startswith("bearer "):
-            return self._send(
+            self._send(
                 401,
                 _openai_error(
                     "You didn't provide an API key. You need to provide your API key in an "
@@ -158,9 +203,10 @@ class _Handler(BaseHTTPRequestHandler):
                     None,
                 ),
             )
+            return True
         key = auth[len("bearer ") :].strip()
         if key not in fake.valid_keys or fake.mode == "unauthorized":
-            return self._send(
+            self._send(
                 401,
                 _openai_error(
                     f"Incorrect API key provided: {_masked(key)}. You can find your API key at "
@@ -169,8 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "invalid_api_key",
                 ),
             )
+            return True
         if fake.mode == "forbidden":
-            return self._send(
+            self._send(
                 403,
                 _openai_error(
                     "Country, region, or territory not supported",
@@ -178,8 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "unsupported_country_region_territory",
                 ),
             )
+            return True
         if fake.mode == "rate_limited":
-            return self._send(
+            self._send(
                 429,
                 _openai_error(
                     "Rate limit reached for requests. Please try again later.",
@@ -188,50 +236,223 @@ class _Handler(BaseHTTPRequestHandler):
                 ),
                 retry_after=fake.retry_after,
             )
-        self._send(200, {"object": "list", "data": OPENAI_MODELS})
+            return True
+        if answer:
+            self._send(200, {"object": "list", "data": OPENAI_MODELS})
+        return False
 
-    def _anthropic(self, headers: dict[str, str]) -> None:
+    def _anthropic(self, headers: dict[str, str], *, answer: bool = True) -> bool:
+        """Refuse as Anthropic would (True), else answer the model list when ``answer``."""
         fake = self.server.fake
         if self._server_fault("anthropic"):
-            return
+            return True
         key = headers.get("x-api-key")
         if not key:
-            return self._send(
+            self._send(
                 401, _anthropic_error("authentication_error", "x-api-key header is required")
             )
+            return True
         if not headers.get("anthropic-version"):
-            return self._send(
+            self._send(
                 400,
                 _anthropic_error("invalid_request_error", "anthropic-version: header is required"),
             )
+            return True
         if key not in fake.valid_keys or fake.mode == "unauthorized":
-            return self._send(401, _anthropic_error("authentication_error", "invalid x-api-key"))
+            self._send(401, _anthropic_error("authentication_error", "invalid x-api-key"))
+            return True
         if fake.mode == "forbidden":
-            return self._send(
+            self._send(
                 403,
                 _anthropic_error(
                     "permission_error",
                     "Your API key does not have permission to use this resource.",
                 ),
             )
+            return True
         if fake.mode == "rate_limited":
-            return self._send(
+            self._send(
                 429,
                 _anthropic_error(
                     "rate_limit_error", "Number of requests has exceeded your rate limit."
                 ),
                 retry_after=fake.retry_after,
             )
+            return True
         data = ANTHROPIC_MODELS
+        if answer:
+            self._send(
+                200,
+                {
+                    "data": data,
+                    "has_more": False,
+                    "first_id": data[0]["id"],
+                    "last_id": data[-1]["id"],
+                },
+            )
+        return False
+
+    def _chat_completion(self, request: dict[str, Any]) -> None:
+        text, completion, finish = _reply_tokens(request, "max_tokens")
+        prompt = _tokens(request.get("messages") or [])
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+        base = {
+            "id": "chatcmpl-demo0001",
+            "created": 1733300000,
+            "model": request["model"],
+            "system_fingerprint": "fp_demo",
+        }
+        if not request.get("stream"):
+            message = {"role": "assistant", "content": text, "refusal": None}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            return self._send(
+                200, {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+        chunk = {**base, "object": "chat.completion.chunk"}
+        include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+        extra = {"usage": None} if include_usage else {}
+        events = [
+            {
+                **chunk,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
+                **extra,
+            },
+            *(
+                {
+                    **chunk,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"content": word if i == 0 else " " + word},
+                            "logprobs": None,
+                            "finish_reason": None,
+                        }
+                    ],
+                    **extra,
+                }
+                for i, word in enumerate(text.split())
+            ),
+            {
+                **chunk,
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
+                **extra,
+            },
+        ]
+        if include_usage:
+            events.append({**chunk, "choices": [], "usage": usage})
+        lines = [
+            b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events
+        ]
+        self._send_sse([*lines, b"data: [DONE]\n\n"])
+
+    def _message(self, request: dict[str, Any]) -> None:
+        text, output, finish = _reply_tokens(request, "max_tokens")
+        prompt = _tokens(request.get("messages") or []) + (
+            _tokens(request["system"]) if request.get("system") else 0
+        )
+        stop = "max_tokens" if finish == "length" else "end_turn"
+        usage = {
+            "input_tokens": prompt,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output,
+        }
+        message = {
+            "id": "msg_demo0001",
+            "type": "message",
+            "role": "assistant",
+            "model": request["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        if not request.get("stream"):
+            return self._send(200, message)
+        start = {
+            **message,
+            "content": [],
+            "stop_reason": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        events = [
+            ("message_start", {"type": "message_start", "message": start}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+            ("ping", {"type": "ping"}),
+            *(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": word if i == 0 else " " + word},
+                    },
+                )
+                for i, word in enumerate(text.split())
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": output},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        self._send_sse(
+            [
+                f"event: {kind}\n".encode()
+                + b"data: "
+                + json.dumps(data, separators=(",", ":")).encode()
+                + b"\n\n"
+                for kind, data in events
+            ]
+        )
+
+    def _embedding(self, request: dict[str, Any]) -> None:
+        tokens = _tokens(request.get("input") or "")
         self._send(
             200,
             {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"],
-                "last_id": data[-1]["id"],
+                "object": "list",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.012, -0.034, 0.056]}],
+                "model": request["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
+
+    def _send_sse(self, events: list[bytes]) -> None:
+        """A server-sent event stream, chunked as the providers send it, then closed."""
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in events:
+            self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
 
     def _server_fault(self, dialect: str) -> bool:
         """Answer with the mode's 5xx in the dialect's error shape; False when mode is not 5xx."""

@@ -2,6 +2,7 @@
 # Tollgate container entry point: one image, one role per container.
 #
 #   web                 gunicorn (gthread) serving controlplane.wsgi:application on :8000
+#   llm-proxy [args...] uvicorn serving controlplane.asgi:application (the LLM proxy) on :8002
 #   worker [args...]    Celery worker      (extra args go to `celery worker`, e.g. --concurrency 4)
 #   beat [args...]      Celery beat with the database scheduler (run exactly ONE)
 #   migrate [args...]   python manage.py migrate --noinput
@@ -13,7 +14,7 @@ APP_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$APP_DIR"
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 role="${1:-web}"
@@ -27,6 +28,13 @@ case "$role" in
     # gunicorn.conf.py empties it at start-up and cleans up after exited workers.
     export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus-multiproc}"
     exec gunicorn --config "$APP_DIR/docker/gunicorn.conf.py" "$@"
+    ;;
+  llm-proxy)
+    # The LLM proxy (/v1/chat/completions, /v1/messages, /v1/embeddings) under ASGI: a stream
+    # holds no thread. One process per container by default; scale with replicas.
+    exec uvicorn controlplane.asgi:application --host "${LLM_PROXY_HOST:-0.0.0.0}" \
+      --port "${LLM_PROXY_PORT:-8002}" --http httptools --loop uvloop \
+      --timeout-graceful-shutdown "${LLM_PROXY_GRACEFUL_TIMEOUT:-30}" --no-access-log "$@"
     ;;
   worker)
     # Prefork children each hold one persistent connection; the pool (DB_POOL_MAX_SIZE) is for

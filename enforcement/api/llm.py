@@ -20,6 +20,7 @@ from enforcement.errors import EnforcementErrorCode
 from enforcement.llm import estimate
 from enforcement.llm.gateway import CallSpec, catalog_price, llm_reserve, output_bound
 from enforcement.services.gate import CannotDecide
+from enforcement.services.policies import active_policy
 
 USAGE_FORMATS = ["openai", "anthropic"]
 PUSD_FIELDS = ("input", "output", "cache_read", "cache_creation", "reasoning")
@@ -152,7 +153,9 @@ class LlmReservationView(EntitledViewMixin, TenantScopedAPIView):
             format=data["format"],
             model=data["model"],
             input_tokens=input_tokens,
-            max_output_tokens=output_bound(price, data.get("max_output_tokens")),
+            max_output_tokens=output_bound(
+                price, data.get("max_output_tokens"), active_policy(self.tenant.id)
+            ),
             idempotency_key=_idempotency_key(request, request.data),
             action="llm.reservation",
             project=data.get("project"),

@@ -26,6 +26,7 @@ from enforcement.llm import estimate, limits
 from enforcement.llm.gateway import CallSpec, Reserved, catalog_price, llm_reserve, output_bound
 from enforcement.llm.upstream import Upstream, resolve_upstream
 from enforcement.services.gate import CannotDecide, database_failure
+from enforcement.services.policies import active_policy
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,20 @@ def _idempotency_key(headers: dict[str, str]) -> str:
     return key
 
 
-def _caps(data: dict) -> None:
-    cap = settings.LLM_MAX_PROMPT_BYTES
+def _caps(data: dict, policy) -> None:
+    """The prompt-size cap: the policy's ``llm.max_prompt_bytes``, never above the
+    deployment's LLM_MAX_PROMPT_BYTES."""
+    caps = [c for c in (settings.LLM_MAX_PROMPT_BYTES, policy.llm_max_prompt_bytes) if c]
+    cap = min(caps) if caps else None
     if cap and estimate.prompt_bytes(data) > cap:
+        source = (
+            "the policy's llm.max_prompt_bytes"
+            if cap == policy.llm_max_prompt_bytes
+            else "LLM_MAX_PROMPT_BYTES"
+        )
         raise TollgateError(
             EnforcementErrorCode.LLM_REQUEST_TOO_LARGE,
-            f"The prompt is larger than {cap} bytes (LLM_MAX_PROMPT_BYTES).",
+            f"The prompt is larger than {cap} bytes ({source}).",
             status=413,
         )
 
@@ -216,12 +225,13 @@ def admit(*, route: Route, headers: dict[str, str], body: bytes, client: str) ->
                 )
         require(tenant, LLM_GATEWAY)
         data = _parse(body)
-        _caps(data)
+        policy = active_policy(tenant.id)
+        _caps(data, policy)
         model = data["model"]
         stream = bool(data.get("stream")) and route.streams
         price = catalog_price(model)
         input_tokens = _input_tokens(route, data)
-        output_tokens = output_bound(price, _max_tokens(route, data))
+        output_tokens = output_bound(price, _max_tokens(route, data), policy)
         end_user = _end_user(route, data, headers)
         limits.check_rates(
             tenant_id=tenant_id,

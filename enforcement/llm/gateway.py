@@ -93,9 +93,20 @@ def catalog_price(model: str) -> CatalogPrice:
     )
 
 
-def output_bound(price: CatalogPrice, max_tokens: int | None) -> int:
-    """``max_tokens`` when given (at most the model's maximum), else the model's maximum."""
+def output_bound(price: CatalogPrice, max_tokens: int | None, policy=None) -> int:
+    """``max_tokens`` when given (at most the model's maximum and the policy's cap), else the
+    lower of the two."""
     limit = price.max_output_tokens
+    cap = policy.llm_output_cap(price.model) if policy is not None else None
+    if cap is not None:
+        if max_tokens is not None and max_tokens > cap:
+            raise TollgateError(
+                EnforcementErrorCode.LLM_REQUEST_TOO_LARGE,
+                f"max_tokens {max_tokens} is above the policy's cap for {price.model!r} ({cap}).",
+                errors=[{"field": "max_tokens", "message": f"At most {cap}.", "code": "max_value"}],
+                status=413,
+            )
+        limit = cap if limit is None else min(limit, cap)
     if max_tokens is None:
         if limit is None:
             raise TollgateError(

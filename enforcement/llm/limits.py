@@ -54,8 +54,12 @@ def _refused(kind: str, limited_by: str, retry_after: float) -> TollgateError:
 
 
 def check_rates(*, tenant_id: str, key_id: str | None, end_user: str, tokens: int) -> None:
-    """Charge this call to the configured rpm and tpm limits, or raise 429."""
+    """Charge this call to the configured rpm and tpm limits, or raise 429. Without a limiter
+    (no PROTECTION_REDIS_URL, as in the embedded demo) there are no rate limits, as for the
+    protection gate of every other request."""
     s = settings
+    if not s.PROTECTION_REDIS_URL:
+        return
     checks = [
         (
             "rpm",
@@ -116,8 +120,8 @@ def note_denial(*, reason: str, tenant_id: str | None, key_id: str | None, clien
     """Count a refused call; log an abuse signal when a key or address keeps being refused."""
     LLM_DENIALS.labels(reason=reason).inc()
     per_minute = settings.LLM_ABUSE_DENIALS_PER_MINUTE
-    if not per_minute:
-        return
+    if not per_minute or not settings.PROTECTION_REDIS_URL:
+        return  # counted above; the abuse signal needs the limiter's Redis
     limits = [Limit.per_window(f"llm:deny:addr:{client}", per_minute, 60)] if client else []
     if key_id:
         limits.append(Limit.per_window(f"llm:deny:key:{key_id}", per_minute, 60))

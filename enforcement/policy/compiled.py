@@ -52,6 +52,13 @@ class CompiledPolicy:
     default_ttl_seconds: int
     max_ttl_seconds: int
     rules: tuple[CompiledRule, ...]
+    llm_max_prompt_bytes: int | None = None
+    llm_max_tokens: dict[str, int] | None = None
+
+    def llm_output_cap(self, model: str) -> int | None:
+        """The policy's largest max_tokens for ``model`` (its own entry, else ``*``)."""
+        caps = self.llm_max_tokens or {}
+        return caps.get(model, caps.get("*"))
 
     def env_class(self, environment: str) -> str:
         return "prod" if environment in self.prod_environments else "nonprod"
@@ -126,6 +133,8 @@ def compile_policy(document: dict[str, Any], *, version: int | None = None) -> C
         default_ttl_seconds=int(reservations["default_ttl_seconds"]),
         max_ttl_seconds=int(reservations["max_ttl_seconds"]),
         rules=rules,
+        llm_max_prompt_bytes=(document.get("llm") or {}).get("max_prompt_bytes"),
+        llm_max_tokens=dict((document.get("llm") or {}).get("max_tokens") or {}) or None,
     )
 
 

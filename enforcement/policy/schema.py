@@ -121,6 +121,34 @@ POLICY_SCHEMA = {
             },
         },
         "rules": {"type": "array", "items": RULE, "maxItems": 500},
+        "llm": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Request-shape caps of LLM calls (the proxy and /api/v1/llm/"
+            "reservations): checked before anything is reserved or sent.",
+            "properties": {
+                "max_prompt_bytes": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 64 * 1024 * 1024,
+                    "description": "Largest prompt (UTF-8 bytes of messages and system); "
+                    "never above the deployment's LLM_MAX_PROMPT_BYTES.",
+                },
+                "max_tokens": {
+                    "type": "object",
+                    "description": "Largest max_tokens per model id; '*' for every other "
+                    "model. A call without max_tokens is bounded by this cap (else the "
+                    "model's maximum output).",
+                    "propertyNames": {"minLength": 1, "maxLength": 200},
+                    "additionalProperties": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 10_000_000,
+                    },
+                    "maxProperties": 1000,
+                },
+            },
+        },
         "unit_prices": {
             "type": "object",
             "additionalProperties": False,

@@ -298,3 +298,98 @@ def test_bad_values_are_refused_with_a_message(sets, message):
     refused = helm(*args, check=False)
     assert refused.returncode != 0
     assert message in refused.stderr, refused.stderr
+
+
+def test_llm_proxy_is_off_by_default_and_a_valid_deployment_when_on():
+    assert "rel-tollgate-llm-proxy" not in by_kind(render(), "Deployment")
+    docs = render("llmProxy.enabled=true")
+    for doc in docs:
+        as_model(doc)
+    proxy = by_kind(docs, "Deployment")["rel-tollgate-llm-proxy"]
+    container = _container(proxy)
+    assert container["args"] == ["llm-proxy"]
+    assert container["ports"][0]["containerPort"] == 8002
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["LLM_PROXY_PORT"]["value"] == "8002"
+    assert env["LLM_PLATFORM_KEYS"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    spec = proxy["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] > int(env["LLM_PROXY_GRACEFUL_TIMEOUT"]["value"])
+    service = by_kind(docs, "Service")["rel-tollgate-llm-proxy"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "llm-proxy"
+    assert "rel-tollgate-llm-proxy" in by_kind(docs, "PodDisruptionBudget")
+    entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert "  llm-proxy)" in entrypoint
+
+
+def test_the_charts_webhook_is_the_shipped_manifests_webhook():
+    """deploy/k8s/validating-webhook.yaml (kubectl users) and the chart (Helm users) register
+    the same webhook: same rules, side effects, timeout, failure policy and exclusions."""
+    shipped = yaml.safe_load((ROOT / "deploy" / "k8s" / "validating-webhook.yaml").read_text())
+    (config,) = by_kind(
+        render(
+            "admissionWebhook.enabled=true",
+            "admissionWebhook.service.name=tollgate-web",
+            "admissionWebhook.caBundle=Y2E=",
+        ),
+        "ValidatingWebhookConfiguration",
+    ).values()
+    (ours,) = config["webhooks"]
+    (theirs,) = shipped["webhooks"]
+    for field in (
+        "name",
+        "admissionReviewVersions",
+        "sideEffects",
+        "timeoutSeconds",
+        "failurePolicy",
+        "matchPolicy",
+        "rules",
+    ):
+        assert ours[field] == theirs[field], field
+    assert ours["namespaceSelector"] == theirs["namespaceSelector"]
+    assert ours["clientConfig"]["service"]["path"] == theirs["clientConfig"]["service"]["path"]
+
+
+def test_the_images_llm_proxy_role_serves_the_proxy_and_the_probes():
+    """docker/entrypoint.sh llm-proxy, as the chart and compose start it: uvicorn answers the
+    probes (Django) and /v1/ (the proxy, in OpenAI's error shape)."""
+    import time
+
+    import httpx
+
+    from tests.servers.gunicorn import free_port, stop_process
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings_test",
+        "LLM_PROXY_HOST": "127.0.0.1",
+        "LLM_PROXY_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "docker" / "entrypoint.sh"), "llm-proxy"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()[-2000:]
+            try:
+                health = httpx.get(base + "/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the proxy did not start"
+                time.sleep(0.1)
+        assert health.status_code == 200
+        refused = httpx.post(base + "/v1/chat/completions", json={"model": "gpt-4o"}, timeout=5)
+        assert refused.status_code == 401
+        assert "error" in refused.json()  # the provider's shape, not problem+json
+    finally:
+        stop_process(process)

@@ -46,7 +46,12 @@ def test_the_tenants_own_key_is_used_and_a_broken_one_never_falls_back(
     assert LlmCall.objects.count() == 1
 
 
-def test_without_credential_or_opt_in_nothing_is_sent(proxy, llm_tenant, fake_upstream):
+@pytest.mark.parametrize("limiter", ["redis", "none"])
+def test_without_credential_or_opt_in_nothing_is_sent(
+    proxy, llm_tenant, fake_upstream, settings, limiter
+):
+    if limiter == "none":  # the embedded demo: no Redis, so no rate limits or abuse counters
+        settings.PROTECTION_REDIS_URL = ""
     TenantByokSettings.objects.filter(tenant=llm_tenant).update(platform_providers=[])
     with pytest.raises(openai.APIStatusError) as caught:
         _chat(proxy, llm_tenant)

@@ -113,3 +113,44 @@ def test_repeated_denials_from_one_key_raise_an_abuse_signal(llm_tenant, setting
         )
     assert LLM_ABUSE_SIGNALS.labels(scope="key")._value.get() - before == 2
     assert "llm_abuse_signal" in caplog.text
+
+
+def test_the_policys_llm_caps_bound_prompts_and_max_tokens_per_model(
+    proxy, llm_tenant, fake_upstream, api_client
+):
+    from enforcement.models import Reservation
+    from tests.enforcement.helpers import policy_document, publish_policy
+
+    publish_policy(
+        llm_tenant,
+        policy_document(llm={"max_prompt_bytes": 200, "max_tokens": {"gpt-4o": 50, "*": 30}}),
+    )
+    chat = _client(proxy, llm_tenant.plaintext)
+    with pytest.raises(openai.APIStatusError) as too_many:
+        chat.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "x"}], max_tokens=51
+        )
+    assert too_many.value.status_code == 413
+    assert too_many.value.body["code"] == "LLM_REQUEST_TOO_LARGE"
+    assert "policy's cap" in too_many.value.body["message"]
+    with pytest.raises(openai.APIStatusError) as too_long:
+        chat.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "y" * 300}], max_tokens=5
+        )
+    assert too_long.value.status_code == 413
+    assert "llm.max_prompt_bytes" in too_long.value.body["message"]
+    assert fake_upstream.requests == []  # nothing was sent for either
+
+    # Within the caps the call goes through; a reservation without max_tokens is bounded by
+    # the '*' cap, not the model's maximum output.
+    _chat(chat)
+    response = api_client.post(
+        "/api/v1/llm/reservations",
+        {"model": "gpt-4o-mini", "input_tokens": 10, "project": "payments", "environment": "dev"},
+        format="json",
+        HTTP_AUTHORIZATION=f"Bearer {llm_tenant.plaintext}",
+        HTTP_IDEMPOTENCY_KEY="caps-1",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["llm"]["max_output_tokens"] == 30
+    assert Reservation.objects.filter(pk=response.json()["reservation"]["id"]).exists()
