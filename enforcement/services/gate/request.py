@@ -74,26 +74,8 @@ def money(value: int | None) -> str | None:
     return None if value is None else format_usd(value)
 
 
-def request_fingerprint(req: GateRequest, project: str, environment: str) -> str:
-    """sha256 over the decision-relevant fields (not ttl, token, dry run or idempotency key)."""
-    return fingerprint(
-        {
-            "source": req.source,
-            "project": project,
-            "environment": environment,
-            "action": req.action,
-            "resource": req.resource,
-            "estimated_cost_usd": money(req.estimated_micros),
-            "monthly_delta_usd": money(req.monthly_micros),
-            "hourly_delta_usd": money(req.hourly_micros),
-            "labels": req.labels,
-            "requester": req.requester,
-        }
-    )
-
-
-def request_record(req: GateRequest, project: str, environment: str) -> dict:
-    """The request as a decision stores it (and simulations replay it)."""
+def _decision_fields(req: GateRequest, project: str, environment: str) -> dict:
+    """The fields a decision depends on, as the API names them."""
     return {
         "source": req.source,
         "project": project,
@@ -105,6 +87,18 @@ def request_record(req: GateRequest, project: str, environment: str) -> dict:
         "hourly_delta_usd": money(req.hourly_micros),
         "labels": req.labels,
         "requester": req.requester,
+    }
+
+
+def request_fingerprint(req: GateRequest, project: str, environment: str) -> str:
+    """sha256 over the decision-relevant fields (not ttl, token, dry run or idempotency key)."""
+    return fingerprint(_decision_fields(req, project, environment))
+
+
+def request_record(req: GateRequest, project: str, environment: str) -> dict:
+    """The request as a decision stores it (and simulations replay it)."""
+    return {
+        **_decision_fields(req, project, environment),
         "ttl_seconds": req.ttl_seconds,
         "idempotency_key": req.idempotency_key,
     }

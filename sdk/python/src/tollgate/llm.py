@@ -49,6 +49,19 @@ class _Call:
         else:
             self.tollgate.commit(reservation.id, actual_cost_usd=reservation.amount_usd)
 
+    def send(self, create: Any, kwargs: dict[str, Any], stream_type: type) -> Any:
+        """Call the provider; commit a plain answer's usage, or wrap a stream that commits
+        when it ends; a failed call is settled by ``failed``."""
+        try:
+            result = create(**kwargs)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+        if not kwargs.get("stream"):
+            self.commit(_dump(getattr(result, "usage", None)))
+            return result
+        return stream_type(result, self)
+
     def failed(self, exc: BaseException) -> None:
         if self.done or self.decision.reservation is None:
             return
@@ -123,15 +136,7 @@ class _OpenAICompletions:
             options = dict(kwargs.get("stream_options") or {})
             options["include_usage"] = True  # the final chunk carries the usage to commit
             kwargs["stream_options"] = options
-        try:
-            result = wrapper._client.chat.completions.create(**kwargs)
-        except BaseException as exc:
-            call.failed(exc)
-            raise
-        if not kwargs.get("stream"):
-            call.commit(_dump(getattr(result, "usage", None)))
-            return result
-        return _OpenAIStream(result, call)
+        return call.send(wrapper._client.chat.completions.create, kwargs, _OpenAIStream)
 
 
 class _OpenAIStream:
@@ -194,15 +199,7 @@ class _AnthropicMessages:
             max_output_tokens=kwargs.get("max_tokens"),
             end_user=(kwargs.get("metadata") or {}).get("user_id"),
         )
-        try:
-            result = wrapper._client.messages.create(**kwargs)
-        except BaseException as exc:
-            call.failed(exc)
-            raise
-        if not kwargs.get("stream"):
-            call.commit(_dump(getattr(result, "usage", None)))
-            return result
-        return _AnthropicStream(result, call)
+        return call.send(wrapper._client.messages.create, kwargs, _AnthropicStream)
 
 
 class _AnthropicStream:
