@@ -66,7 +66,8 @@ class ShownOnceAdminMixin:
     """Rows a service creates with a secret shown once (API keys, SCIM tokens), never edited.
 
     The add page uses ``add_form``; afterwards every field is read-only. ``render_once`` shows
-    the secret on a page that must not be cached; the secret is never stored.
+    the secret on a page that must not be cached; the secret is never stored. Each admin using
+    it defines ``render_added(request, obj, plaintext)``, the page shown after the add.
     """
 
     add_form = None
@@ -95,9 +96,6 @@ class ShownOnceAdminMixin:
         if plaintext is None:
             return super().response_add(request, obj, post_url_continue)
         return self.render_added(request, obj, plaintext)
-
-    def render_added(self, request, obj, plaintext: str) -> TemplateResponse:
-        raise NotImplementedError
 
     def render_once(self, request, template: str, **context) -> TemplateResponse:
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, **context}

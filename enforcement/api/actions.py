@@ -14,10 +14,10 @@ from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, Tenant
 from controlplane.tenancy.selectors import project_get
 from enforcement import scopes
 from enforcement.api.serializers import FreeForm
-from enforcement.errors import EnforcementErrorCode
 from enforcement.models import Action, Decision
 from enforcement.models.actions import ACTION_STATES
 from enforcement.services import actions as services
+from enforcement.services.gate.request import key_binding_check
 
 ACTION_BINDING = Confine(project="project", environment="environment")
 KIND = r"^[a-z][a-z0-9_.-]{0,63}$"
@@ -85,15 +85,6 @@ class FailSerializer(StrictSerializer):
     retry = serializers.BooleanField(required=False, default=True)
 
 
-def _mismatch(what: str, bound: str) -> TollgateError:
-    return TollgateError(
-        EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-        f"This API key is bound to {what} {bound!r}.",
-        remediation=f"Omit `{what}` or use a key for it.",
-        status=403,
-    )
-
-
 class ActionListView(TenantScopedAPIView):
     model = Action
     required_scopes = {"GET": scopes.ACTIONS_READ, "POST": scopes.ACTIONS_WRITE}
@@ -139,14 +130,9 @@ class ActionListView(TenantScopedAPIView):
                 )
         slug = data.get("project") or (decision.project.slug if decision else None)
         environment = data.get("environment") or (decision.environment if decision else "")
-        if key.project_id:
-            slug = slug or key.project.slug
-            if slug != key.project.slug:
-                raise _mismatch("project", key.project.slug)
-        if key.environment:
-            environment = environment or key.environment
-            if environment != key.environment:
-                raise _mismatch("environment", key.environment)
+        slug = slug or (key.project.slug if key.project_id else None)
+        environment = environment or key.environment
+        key_binding_check(key, slug, environment)
         project = None
         if slug:
             project = project_get(tenant=self.tenant, slug=slug)

@@ -17,9 +17,9 @@ from controlplane.core.serializers import StrictSerializer
 from controlplane.tenancy.api.views_base import CHECKED_IN_VIEW, Confine, TenantScopedAPIView
 from controlplane.tenancy.selectors import project_get
 from enforcement import scopes
-from enforcement.errors import EnforcementErrorCode
 from enforcement.models import RunTaskIntegration
 from enforcement.services import run_tasks
+from enforcement.services.gate.request import key_binding_check
 
 
 class RunTaskIntegrationSerializer(serializers.ModelSerializer):
@@ -46,15 +46,6 @@ class RunTaskIntegrationCreatedSerializer(RunTaskIntegrationSerializer):
 
     class Meta(RunTaskIntegrationSerializer.Meta):
         fields = [*RunTaskIntegrationSerializer.Meta.fields, "hmac_key"]
-
-
-def _scope_error(what: str, bound: str) -> TollgateError:
-    return TollgateError(
-        EnforcementErrorCode.KEY_SCOPE_MISMATCH,
-        f"This API key is bound to {what} {bound!r}.",
-        remediation=f"Omit `{what}` or use a key for it.",
-        status=403,
-    )
 
 
 class RunTaskIntegrationListView(TenantScopedAPIView):
@@ -89,13 +80,9 @@ class RunTaskIntegrationListView(TenantScopedAPIView):
         body = RunTaskIntegrationCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data, key = body.validated_data, request.auth
-        bound_project = key.project.slug if key.project_id else None
-        slug = data.get("project") or bound_project
+        slug = data.get("project") or (key.project.slug if key.project_id else None)
         environment = data.get("environment") or key.environment
-        if bound_project and slug != bound_project:
-            raise _scope_error("project", bound_project)
-        if key.environment and environment != key.environment:
-            raise _scope_error("environment", key.environment)
+        key_binding_check(key, slug, environment)
         errors = [
             {"field": name, "message": "Required.", "code": "required"}
             for name, value in (("project", slug), ("environment", environment))

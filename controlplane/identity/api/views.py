@@ -302,8 +302,7 @@ class ServiceProviderConfigView(_DiscoveryView):
 
 
 class _CollectionView(_DiscoveryView):
-    def documents(self) -> list[dict]:
-        raise NotImplementedError
+    """A discovery list (RFC 7644 ListResponse); each subclass defines ``documents()``."""
 
     @extend_schema(**_SCHEMA, description=_DOCS)
     def get(self, request, ident: str | None = None):
